@@ -1,0 +1,50 @@
+# nibble_add_module(NAME SOURCES ... [CUDA_SOURCES ...] [DEPS ...] [LIBS ...])
+# One static library per concept folder (nibble_core, nibble_quant, ...). CUDA_SOURCES are
+# compiled only when the CUDA backend is on, and the module then sees NIBBLE_WITH_CUDA.
+function(nibble_add_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;CUDA_SOURCES;DEPS;LIBS" ${ARGN})
+  set(target nibble_${name})
+  set(srcs ${M_SOURCES})
+  if(NIBBLE_WITH_CUDA)
+    list(APPEND srcs ${M_CUDA_SOURCES})
+  endif()
+  add_library(${target} STATIC ${srcs})
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+  foreach(dep ${M_DEPS})
+    target_link_libraries(${target} PUBLIC nibble_${dep})
+  endforeach()
+  target_link_libraries(${target} PUBLIC ${M_LIBS})
+  if(NIBBLE_WITH_CUDA)
+    target_compile_definitions(${target} PUBLIC NIBBLE_WITH_CUDA=1)
+    target_link_libraries(${target} PUBLIC CUDA::cudart)
+    set_target_properties(${target} PROPERTIES CUDA_SEPARABLE_COMPILATION OFF
+                                               POSITION_INDEPENDENT_CODE ON)
+    # bitsandbytes is built with fast math; we do not use it globally, but kernels that must
+    # match its bytes call the approximate intrinsics explicitly (see quant/).
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)
+  endif()
+endfunction()
+
+# nibble_add_test(NAME SOURCES ... DEPS ... [GPU])
+# A GoogleTest executable registered with CTest. GPU tests carry the label `gpu` so that
+# `ctest -LE gpu` (CI, machines without a GPU) leaves them out; they are built only with CUDA.
+function(nibble_add_test name)
+  cmake_parse_arguments(T "GPU" "" "SOURCES;DEPS" ${ARGN})
+  if(T_GPU AND NOT NIBBLE_WITH_CUDA)
+    return()
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  foreach(dep ${T_DEPS})
+    target_link_libraries(${name} PRIVATE nibble_${dep})
+  endforeach()
+  target_link_libraries(${name} PRIVATE GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE NIBBLE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  if(T_GPU)
+    set_tests_properties(${name} PROPERTIES LABELS gpu)
+  else()
+    set_tests_properties(${name} PROPERTIES LABELS cpu)
+  endif()
+endfunction()

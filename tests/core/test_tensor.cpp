@@ -1,0 +1,29 @@
+#include <gtest/gtest.h>
+
+#include "nibble/core/tensor.h"
+
+using namespace nibble;
+
+TEST(Tensor, ShapeAndBytes) {
+  Tensor t = Tensor::zeros({3, 5}, DType::bf16);
+  EXPECT_EQ(t.numel(), 15);
+  EXPECT_EQ(t.nbytes(), 30u);
+  EXPECT_EQ(t.describe(), "BF16[3, 5] on cpu");
+  EXPECT_EQ(t.reshape({15}).data(), t.data());
+  EXPECT_THROW(t.reshape({4, 4}), Error);
+  EXPECT_THROW(t.data_as<float>(), Error);
+}
+
+TEST(Tensor, CopyIsIndependent) {
+  Tensor a = Tensor::empty({4}, DType::f32);
+  for (int i = 0; i < 4; ++i) a.data_as<float>()[i] = static_cast<float>(i);
+  Tensor b = a.to(Device::cpu);
+  a.data_as<float>()[0] = 42.0f;
+  EXPECT_EQ(b.data_as<float>()[0], 0.0f);
+  EXPECT_EQ(b.data_as<float>()[3], 3.0f);
+}
+
+TEST(Tensor, ParseDevice) {
+  EXPECT_EQ(parse_device("cpu"), Device::cpu);
+  EXPECT_THROW(parse_device("tpu"), Error);
+}
