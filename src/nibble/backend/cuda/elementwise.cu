@@ -1,0 +1,96 @@
+#include "nibble/backend/cuda/elementwise.cuh"
+
+#include "nibble/backend/cuda/element.cuh"
+#include "nibble/core/cuda_check.h"
+
+namespace nibble::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T>
+__global__ void embedding_kernel(T* out, const int32_t* ids, const T* table, int64_t T_, int64_t C, int64_t V,
+                                 int32_t* bad_token) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < T_ * C; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / C, c = i % C;
+    const int32_t id = ids[t];
+    if (id < 0 || id >= V) {
+      if (c == 0) atomicMin(bad_token, static_cast<int32_t>(t));
+      continue;
+    }
+    out[i] = table[id * C + c];
+  }
+}
+
+template <typename T>
+__global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
+}
+
+template <typename To, typename From>
+__global__ void cast_kernel(To* out, const From* in, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = from_f32<To>(to_f32(in[i]));
+}
+
+// HF's LlamaMLP: act_fn(gate) is a tensor of the activation dtype (silu computed in fp32 and
+// rounded), then multiplied by up and rounded again. expf, not __expf, to stay within an ulp.
+template <typename T>
+__global__ void swiglu_kernel(T* out, const T* gate, const T* up, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = to_f32(gate[i]);
+    const float silu = round_as<T>(g / (1.0f + expf(-g)));
+    out[i] = from_f32<T>(silu * to_f32(up[i]));
+  }
+}
+
+}  // namespace
+
+void embedding_forward_launch(void* out, const int32_t* ids, const void* table, int64_t T, int64_t C, int64_t V,
+                              DType dtype, int32_t* bad_token, cudaStream_t stream) {
+  if (T * C == 0) return;
+  dispatch_activation(dtype, "embedding_forward", [&](auto tag) {
+    using E = decltype(tag);
+    embedding_kernel<E><<<grid_for(T * C, kThreads), kThreads, 0, stream>>>(
+        static_cast<E*>(out), ids, static_cast<const E*>(table), T, C, V, bad_token);
+  });
+  NIBBLE_CUDA_CHECK_LAUNCH();
+}
+
+void add_forward_launch(void* out, const void* a, const void* b, int64_t n, DType dtype, cudaStream_t stream) {
+  if (n == 0) return;
+  dispatch_activation(dtype, "add_forward", [&](auto tag) {
+    using E = decltype(tag);
+    add_kernel<E><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<E*>(out), static_cast<const E*>(a),
+                                                                   static_cast<const E*>(b), n);
+  });
+  NIBBLE_CUDA_CHECK_LAUNCH();
+}
+
+void cast_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  dispatch_activation(out_dtype, "cast", [&](auto out_tag) {
+    dispatch_activation(in_dtype, "cast", [&](auto in_tag) {
+      using To = decltype(out_tag);
+      using From = decltype(in_tag);
+      cast_kernel<To, From><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<To*>(out),
+                                                                            static_cast<const From*>(in), n);
+    });
+  });
+  NIBBLE_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_forward_launch(void* out, const void* gate, const void* up, int64_t n, DType dtype,
+                           cudaStream_t stream) {
+  if (n == 0) return;
+  dispatch_activation(dtype, "swiglu_forward", [&](auto tag) {
+    using E = decltype(tag);
+    swiglu_kernel<E><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+        static_cast<E*>(out), static_cast<const E*>(gate), static_cast<const E*>(up), n);
+  });
+  NIBBLE_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace nibble::cuda

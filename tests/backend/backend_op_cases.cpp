@@ -1,0 +1,480 @@
+#include "backend_op_cases.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "nibble/core/half.h"
+#include "nibble/quant/quantize.h"
+
+namespace nibble::test {
+
+namespace {
+
+// Machine epsilon (spacing of values in [1, 2)); rounding to nearest moves a value by at most
+// eps/2 of its size, and a rounding that falls the other way at a tie-near boundary by one ulp.
+double eps_of(DType dtype) {
+  switch (dtype) {
+    case DType::bf16: return std::ldexp(1.0, -7);
+    case DType::f16: return std::ldexp(1.0, -10);
+    default: return std::ldexp(1.0, -23);
+  }
+}
+const double kEpsF32 = std::ldexp(1.0, -23);
+
+std::string dtype_tag(DType dtype) { return std::string(dtype_safetensors_name(dtype)); }
+
+// The value a tensor of `dtype` holds after storing x (via float, as every backend does).
+double round_ref(DType dtype, double x) {
+  float f = static_cast<float>(x);
+  if (dtype == DType::bf16) return bf16_to_float(float_to_bf16(f));
+  if (dtype == DType::f16) return fp16_to_float(float_to_fp16(f));
+  return f;
+}
+
+std::vector<double> doubles(const Tensor& t) {
+  std::vector<double> out(t.numel());
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    switch (t.dtype()) {
+      case DType::f32: out[i] = t.data_as<float>()[i]; break;
+      case DType::bf16: out[i] = bf16_to_float(t.data_as<bf16_t>()[i]); break;
+      case DType::f16: out[i] = fp16_to_float(t.data_as<fp16_t>()[i]); break;
+      case DType::i32: out[i] = t.data_as<int32_t>()[i]; break;
+      default: fail("doubles: unexpected {}", t.describe());
+    }
+  }
+  return out;
+}
+
+Tensor host_tensor(DType dtype, const Shape& shape, const std::vector<double>& values) {
+  Tensor t = Tensor::empty(shape, dtype);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    float f = static_cast<float>(values[i]);
+    switch (dtype) {
+      case DType::f32: t.data_as<float>()[i] = f; break;
+      case DType::bf16: t.data_as<bf16_t>()[i] = float_to_bf16(f); break;
+      case DType::f16: t.data_as<fp16_t>()[i] = float_to_fp16(f); break;
+      case DType::i32: t.data_as<int32_t>()[i] = static_cast<int32_t>(values[i]); break;
+      default: fail("host_tensor: unexpected dtype {}", dtype_safetensors_name(dtype));
+    }
+  }
+  return t;
+}
+
+InputSpec normal(Shape shape, DType dtype, double scale = 1.0, double mean = 0.0) {
+  return InputSpec{std::move(shape), dtype, InputSpec::Kind::normal, mean, scale, 0};
+}
+InputSpec index(Shape shape, int64_t limit) {
+  return InputSpec{std::move(shape), DType::i32, InputSpec::Kind::index, 0, 0, limit};
+}
+
+// ---- the cases -----------------------------------------------------------------------------
+
+OpCase embedding_case(DType dt) {
+  const int64_t V = 50, C = 48, T = 13;
+  OpCase c;
+  c.name = "embedding_" + dtype_tag(dt);
+  c.inputs = {index({T}, V), normal({V, C}, dt)};
+  c.outputs = {{{T, C}, dt}};
+  c.run = [](Backend& b, Tensors& in, Tensors& out) { b.embedding_forward(out[0], in[0], in[1]); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> ids = doubles(in[0]), table = doubles(in[1]), out(T * C);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < C; ++j) out[t * C + j] = table[static_cast<int64_t>(ids[t]) * C + j];
+    return Values{out};
+  };
+  c.bound = 0.0;
+  c.bound_origin = "exact: a row copy";
+  return c;
+}
+
+OpCase add_case(DType dt) {
+  const Shape shape{9, 70};
+  OpCase c;
+  c.name = "add_" + dtype_tag(dt);
+  c.inputs = {normal(shape, dt), normal(shape, dt, 0.5)};
+  c.outputs = {{shape, dt}};
+  c.run = [](Backend& b, Tensors& in, Tensors& out) { b.add_forward(out[0], in[0], in[1]); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> a = doubles(in[0]), x = doubles(in[1]);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = round_ref(dt, a[i] + x[i]);
+    return Values{a};
+  };
+  c.bound = eps_of(dt);
+  c.bound_origin = "one rounding in both; at most one ulp where double-then-float rounding differs";
+  return c;
+}
+
+OpCase cast_case(DType from, DType to) {
+  const Shape shape{5, 67};
+  OpCase c;
+  c.name = "cast_" + dtype_tag(from) + "_to_" + dtype_tag(to);
+  c.inputs = {normal(shape, from, 3.0)};
+  c.outputs = {{shape, to}};
+  c.run = [](Backend& b, Tensors& in, Tensors& out) { b.cast(out[0], in[0]); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> x = doubles(in[0]);
+    for (double& v : x) v = round_ref(to, v);
+    return Values{x};
+  };
+  c.bound = 0.0;
+  c.bound_origin = "exact: round to nearest even of a value every dtype here holds exactly in float";
+  return c;
+}
+
+OpCase rmsnorm_case(DType dt) {
+  const int64_t T = 7, C = 256;
+  const float eps = 1e-5f;
+  OpCase c;
+  c.name = "rmsnorm_" + dtype_tag(dt);
+  c.inputs = {normal({T, C}, dt, 2.0), normal({C}, dt, 0.2, 1.0)};
+  c.outputs = {{{T, C}, dt}};
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) { b.rmsnorm_forward(out[0], in[0], in[1], eps); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> x = doubles(in[0]), w = doubles(in[1]);
+    for (int64_t t = 0; t < T; ++t) {
+      double sum = 0;
+      for (int64_t j = 0; j < C; ++j) sum += x[t * C + j] * x[t * C + j];
+      double rstd = 1.0 / std::sqrt(sum / C + static_cast<double>(eps));
+      for (int64_t j = 0; j < C; ++j) x[t * C + j] = round_ref(dt, round_ref(dt, x[t * C + j] * rstd) * w[j]);
+    }
+    return Values{x};
+  };
+  c.bound = eps_of(dt) + C * kEpsF32;
+  c.bound_origin = "same rounding points: one ulp of the dtype where fp32 intermediates flip a rounding, "
+                   "plus C*eps_f32 for an fp32 sum of C squares";
+  return c;
+}
+
+OpCase linear_case(DType dt, bool with_bias) {
+  const int64_t T = 19, K = 96, N = 40;
+  OpCase c;
+  c.name = "linear_" + dtype_tag(dt) + (with_bias ? "_bias" : "");
+  c.inputs = {normal({T, K}, dt), normal({N, K}, dt, 0.1)};
+  if (with_bias) c.inputs.push_back(normal({N}, dt, 0.5));
+  c.outputs = {{{T, N}, dt}};
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) {
+    b.linear_forward(out[0], in[0], in[1], with_bias ? &in[2] : nullptr);
+  };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> x = doubles(in[0]), w = doubles(in[1]), y(T * N);
+    std::vector<double> bias = with_bias ? doubles(in[2]) : std::vector<double>(N, 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = bias[n];
+        for (int64_t k = 0; k < K; ++k) acc += x[t * K + k] * w[n * K + k];
+        y[t * N + n] = round_ref(dt, acc);
+      }
+    return Values{y};
+  };
+  c.bound = eps_of(dt) + K * kEpsF32;
+  c.bound_origin = "one rounding of an fp32 dot product: K*eps_f32 worst-case summation error, plus one ulp "
+                   "of the dtype where it flips the final rounding";
+  return c;
+}
+
+QuantizedWeight quantized_to(const QuantizedWeight& w, Device device) {
+  QuantizedWeight out = w;
+  for (Tensor* t : {&out.packed, &out.code, &out.absmax, &out.nested_absmax, &out.nested_code})
+    if (t->defined()) *t = t->to(device);
+  return out;
+}
+
+// The weight is quantized on the host by quant/ (whose bytes quant's own tests check against
+// bitsandbytes); this case checks the dequantize-into-workspace plus GEMM path around it.
+OpCase linear_4bit_case(DType dt, bool double_quant, bool with_bias) {
+  const int64_t T = 13, K = 128, N = 48;
+  QuantConfig config;
+  config.double_quant = double_quant;
+  OpCase c;
+  c.name = "linear_4bit_" + dtype_tag(dt) + (double_quant ? "_dq" : "") + (with_bias ? "_bias" : "");
+  c.inputs = {normal({T, K}, dt), normal({N, K}, dt, 0.05)};
+  if (with_bias) c.inputs.push_back(normal({N}, dt, 0.5));
+  c.outputs = {{{T, N}, dt}};
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) {
+    QuantizedWeight w = quantized_to(quantize_4bit(in[1].to(Device::cpu), config), b.device());
+    Tensor workspace = Tensor::empty({N, K}, dt, b.device());
+    b.linear_4bit_forward(out[0], in[0], w, with_bias ? &in[2] : nullptr, workspace);
+  };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> x = doubles(in[0]), w = doubles(dequantize_4bit(quantize_4bit(in[1], config), dt)), y(T * N);
+    std::vector<double> bias = with_bias ? doubles(in[2]) : std::vector<double>(N, 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = bias[n];
+        for (int64_t k = 0; k < K; ++k) acc += x[t * K + k] * w[n * K + k];
+        y[t * N + n] = round_ref(dt, acc);
+      }
+    return Values{y};
+  };
+  c.bound = eps_of(dt) + K * kEpsF32;
+  c.bound_origin = "as linear: the dequantized weight is exact (bitsandbytes' values), then one rounded fp32 dot";
+  return c;
+}
+
+// The reference reads the fp32 table (checked on its own in test_rope_table) and applies
+// transformers' order of roundings in double.
+OpCase rope_case(DType dt, const RopeConfig& config, const std::string& label) {
+  const int64_t T = 11, H = 4, KVH = 2, D = config.head_dim, P = 64;
+  OpCase c;
+  c.name = "rope_" + label + "_" + dtype_tag(dt);
+  c.inputs = {normal({T, H, D}, dt), normal({T, KVH, D}, dt), index({T}, P)};
+  c.outputs = {{{T, H, D}, dt}, {{T, KVH, D}, dt}};
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) {
+    RopeTable table = rope_table_build(config, P, b.device());
+    out[0].copy_from(in[0]);
+    out[1].copy_from(in[1]);
+    b.rope_forward(out[0], out[1], in[2], table);
+  };
+  c.reference = [=](const Tensors& in) {
+    RopeTable table = rope_table_build(config, P, Device::cpu);
+    std::vector<double> cos = doubles(table.cos), sin = doubles(table.sin), pos = doubles(in[2]);
+    Values result;
+    for (int which = 0; which < 2; ++which) {
+      std::vector<double> x = doubles(in[which]);
+      const int64_t heads = which == 0 ? H : KVH, half = D / 2;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t j = 0; j < half; ++j) {
+            const int64_t p = static_cast<int64_t>(pos[t]);
+            double cj = round_ref(dt, cos[p * half + j]), sj = round_ref(dt, sin[p * half + j]);
+            double& x1 = x[(t * heads + h) * D + j];
+            double& x2 = x[(t * heads + h) * D + j + half];
+            double a = round_ref(dt, round_ref(dt, x1 * cj) + round_ref(dt, -x2 * sj));
+            double b = round_ref(dt, round_ref(dt, x2 * cj) + round_ref(dt, x1 * sj));
+            x1 = a;
+            x2 = b;
+          }
+      result.push_back(x);
+    }
+    return result;
+  };
+  c.bound = eps_of(dt) + 2 * kEpsF32;
+  c.bound_origin = "same rounding points; one ulp where double-then-float rounding differs, 2 fp32 roundings";
+  return c;
+}
+
+OpCase attention_case(DType dt, int64_t T, int64_t S, int64_t H, int64_t KVH, int64_t D) {
+  OpCase c;
+  c.name = fmt::format("attention_{}_T{}_S{}_H{}_KVH{}_D{}", dtype_tag(dt), T, S, H, KVH, D);
+  c.inputs = {normal({T, H, D}, dt), normal({S, KVH, D}, dt), normal({S, KVH, D}, dt)};
+  c.outputs = {{{T, H, D}, dt}};
+  c.run = [](Backend& b, Tensors& in, Tensors& out) { b.attention_forward(out[0], in[0], in[1], in[2]); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> q = doubles(in[0]), k = doubles(in[1]), v = doubles(in[2]), out(T * H * D);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t kvh = h / (H / KVH), visible = S - T + t + 1;
+        std::vector<double> score(visible);
+        double max_score = -INFINITY, sum = 0;
+        for (int64_t s = 0; s < visible; ++s) {
+          double dot = 0;
+          for (int64_t i = 0; i < D; ++i) dot += q[(t * H + h) * D + i] * k[(s * KVH + kvh) * D + i];
+          score[s] = dot * scale;
+          max_score = std::max(max_score, score[s]);
+        }
+        for (double& s : score) sum += (s = std::exp(s - max_score));
+        for (int64_t i = 0; i < D; ++i) {
+          double acc = 0;
+          for (int64_t s = 0; s < visible; ++s) acc += score[s] / sum * v[(s * KVH + kvh) * D + i];
+          out[(t * H + h) * D + i] = round_ref(dt, acc);
+        }
+      }
+    return Values{out};
+  };
+  c.bound = eps_of(dt) + 4 * (S + D) * kEpsF32;
+  c.bound_origin = "one final rounding (one ulp where it flips) plus fp32 worst-case errors of the D-term "
+                   "scores and S-term softmax and value sums, x4 for exp, scale and the divide";
+  return c;
+}
+
+OpCase swiglu_case(DType dt) {
+  const Shape shape{8, 120};
+  OpCase c;
+  c.name = "swiglu_" + dtype_tag(dt);
+  c.inputs = {normal(shape, dt, 3.0), normal(shape, dt)};
+  c.outputs = {{shape, dt}};
+  c.run = [](Backend& b, Tensors& in, Tensors& out) { b.swiglu_forward(out[0], in[0], in[1]); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> g = doubles(in[0]), u = doubles(in[1]);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = round_ref(dt, round_ref(dt, g[i] / (1 + std::exp(-g[i]))) * u[i]);
+    return Values{g};
+  };
+  c.bound = eps_of(dt) + 4 * kEpsF32;
+  c.bound_origin = "same rounding points; one ulp where fp32 silu (exp, add, divide: 4 fp32 roundings) flips one";
+  return c;
+}
+
+std::vector<OpCase> build_cases() {
+  const DType dtypes[] = {DType::f32, DType::bf16, DType::f16};
+  RopeConfig plain;
+  plain.head_dim = 32;
+  plain.theta = 10000.0;
+  RopeConfig llama3;
+  llama3.head_dim = 64;
+  llama3.theta = 500000.0;
+  llama3.scaling = RopeScaling::llama3;
+  llama3.factor = 8.0;
+  llama3.low_freq_factor = 1.0;
+  llama3.high_freq_factor = 4.0;
+  llama3.original_max_position_embeddings = 8192;
+  std::vector<OpCase> cases;
+  for (DType dt : dtypes) {
+    cases.push_back(embedding_case(dt));
+    cases.push_back(add_case(dt));
+    cases.push_back(rmsnorm_case(dt));
+    cases.push_back(linear_case(dt, false));
+    cases.push_back(linear_case(dt, true));
+    cases.push_back(linear_4bit_case(dt, true, false));
+    cases.push_back(linear_4bit_case(dt, false, true));
+    cases.push_back(rope_case(dt, plain, "default"));
+    cases.push_back(rope_case(dt, llama3, "llama3"));
+    cases.push_back(attention_case(dt, 9, 9, 4, 2, 64));      // prefill, GQA
+    cases.push_back(attention_case(dt, 5, 23, 6, 1, 40));     // KV cache, MQA, odd D
+    cases.push_back(attention_case(dt, 1, 300, 2, 2, 128));   // one decode step, many keys
+    cases.push_back(attention_case(dt, 70, 70, 2, 1, 16));    // more queries than a tile
+    cases.push_back(swiglu_case(dt));
+  }
+  for (DType from : dtypes)
+    for (DType to : dtypes)
+      if (from != to) cases.push_back(cast_case(from, to));
+  return cases;
+}
+
+}  // namespace
+
+const std::vector<OpCase>& backend_op_cases() {
+  static const std::vector<OpCase> cases = build_cases();
+  return cases;
+}
+
+Tensors make_inputs(const OpCase& op_case, std::mt19937_64& rng) {
+  Tensors inputs;
+  for (const InputSpec& spec : op_case.inputs) {
+    std::vector<double> values(shape_numel(spec.shape));
+    if (spec.kind == InputSpec::Kind::normal) {
+      std::normal_distribution<double> draw(spec.mean, spec.scale);
+      for (double& v : values) v = draw(rng);
+    } else {
+      std::uniform_int_distribution<int64_t> draw(0, spec.limit - 1);
+      for (double& v : values) v = static_cast<double>(draw(rng));
+    }
+    inputs.push_back(host_tensor(spec.dtype, spec.shape, values));
+  }
+  return inputs;
+}
+
+Values run_on_backend(const OpCase& op_case, Backend& backend, const Tensors& host_inputs) {
+  // 256 bytes keep the output as aligned as a fresh allocation, so vector loads stay legal.
+  constexpr size_t kGuard = 256;
+  constexpr uint8_t kPoison = 0xff;  // all-ones is a NaN in F32, F16 and BF16
+  const Device device = backend.device();
+  Tensors inputs;
+  for (const Tensor& h : host_inputs) inputs.push_back(h.to(device));
+  Tensors buffers, outputs;
+  for (const OutputSpec& spec : op_case.outputs) {
+    const size_t bytes = static_cast<size_t>(shape_numel(spec.shape)) * dtype_size(spec.dtype);
+    Tensor buffer = Tensor::empty({static_cast<int64_t>(bytes + 2 * kGuard)}, DType::u8, device);
+    std::vector<uint8_t> poison(buffer.nbytes(), kPoison);
+    copy_bytes(buffer.data(), device, poison.data(), Device::cpu, poison.size());
+    outputs.push_back(Tensor::from_external(static_cast<uint8_t*>(buffer.data()) + kGuard, spec.shape, spec.dtype,
+                                            device, std::make_shared<Tensor>(buffer)));
+    buffers.push_back(buffer);
+  }
+  op_case.run(backend, inputs, outputs);
+  backend.synchronize();
+  Values result;
+  for (size_t o = 0; o < buffers.size(); ++o) {
+    Tensor host = buffers[o].to(Device::cpu);
+    const uint8_t* bytes = host.data_as<uint8_t>();
+    const size_t n = host.nbytes();
+    int64_t touched = 0;
+    for (size_t i = 0; i < kGuard; ++i) touched += (bytes[i] != kPoison) + (bytes[n - 1 - i] != kPoison);
+    EXPECT_EQ(touched, 0) << "output " << o << ": guard bytes around the output were overwritten";
+    Tensor out = Tensor::from_external(host.data_as<uint8_t>() + kGuard, op_case.outputs[o].shape,
+                                       op_case.outputs[o].dtype, Device::cpu, std::make_shared<Tensor>(host));
+    std::vector<double> values = doubles(out);
+    int64_t not_finite = 0;
+    for (double v : values) not_finite += !std::isfinite(v);
+    EXPECT_EQ(not_finite, 0) << "output " << o << ": elements left unwritten (still the NaN poison) or not finite";
+    result.push_back(std::move(values));
+  }
+  return result;
+}
+
+double relative_error(const std::vector<double>& out, const std::vector<double>& ref) {
+  EXPECT_EQ(out.size(), ref.size());
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < ref.size() && i < out.size(); ++i) {
+    diff += (out[i] - ref[i]) * (out[i] - ref[i]);
+    norm += ref[i] * ref[i];
+  }
+  EXPECT_GT(norm, 0.0) << "the reference is all zeros: the comparison would prove nothing";
+  return std::sqrt(diff) / std::sqrt(norm);
+}
+
+namespace {
+
+template <typename F>
+void expect_error_naming(const char* what, F&& call) {
+  try {
+    call();
+    ADD_FAILURE() << "expected nibble::Error mentioning '" << what << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
+
+Tensor on(Backend& b, DType dt, const Shape& shape, double value = 0.5) {
+  return host_tensor(dt, shape, std::vector<double>(shape_numel(shape), value)).to(b.device());
+}
+
+}  // namespace
+
+void check_rejects_bad_arguments(Backend& b) {
+  const DType bf = DType::bf16;
+  Tensor y = on(b, bf, {3, 4}), x = on(b, bf, {3, 5}), w_bad = on(b, bf, {4, 6}), w_f32 = on(b, DType::f32, {4, 5});
+  expect_error_naming("linear_forward", [&] { b.linear_forward(y, x, w_bad, nullptr); });
+  expect_error_naming("expected dtype BF16", [&] { b.linear_forward(y, x, w_f32, nullptr); });
+  Tensor bias_bad = on(b, bf, {5});
+  Tensor w = on(b, bf, {4, 5});
+  expect_error_naming("bias", [&] { b.linear_forward(y, x, w, &bias_bad); });
+
+  Tensor norm_out = on(b, bf, {3, 5}), norm_w = on(b, bf, {4});
+  expect_error_naming("rmsnorm_forward", [&] { b.rmsnorm_forward(norm_out, x, norm_w, 1e-5f); });
+
+  Tensor table = on(b, bf, {10, 4}), emb = on(b, bf, {3, 4});
+  Tensor ids = host_tensor(DType::i32, {3}, {1, 10, 2}).to(b.device());
+  expect_error_naming("has id 10", [&] { b.embedding_forward(emb, ids, table); });
+  Tensor negative = host_tensor(DType::i32, {3}, {-1, 0, 2}).to(b.device());
+  expect_error_naming("has id -1", [&] { b.embedding_forward(emb, negative, table); });
+
+  RopeConfig config;
+  config.head_dim = 8;
+  RopeTable rope = rope_table_build(config, 16, b.device());
+  Tensor q = on(b, bf, {3, 2, 8}), k = on(b, bf, {3, 1, 8});
+  Tensor pos = host_tensor(DType::i32, {3}, {0, 16, 1}).to(b.device());
+  expect_error_naming("position 16", [&] { b.rope_forward(q, k, pos, rope); });
+  Tensor q_odd = on(b, bf, {3, 2, 6});
+  Tensor k_odd = on(b, bf, {3, 1, 6});
+  Tensor pos_ok = host_tensor(DType::i32, {3}, {0, 1, 2}).to(b.device());
+  expect_error_naming("head_dim", [&] { b.rope_forward(q_odd, k_odd, pos_ok, rope); });
+
+  Tensor att_q = on(b, bf, {4, 3, 8}), att_k = on(b, bf, {2, 1, 8}), att_out = on(b, bf, {4, 3, 8});
+  expect_error_naming("S >= T", [&] { b.attention_forward(att_out, att_q, att_k, att_k); });
+  Tensor kv2 = on(b, bf, {4, 2, 8});
+  expect_error_naming("multiple of KVH", [&] { b.attention_forward(att_out, att_q, kv2, kv2); });
+
+  Tensor a = on(b, bf, {2, 3}), c = on(b, bf, {3, 2}), out = on(b, bf, {2, 3});
+  expect_error_naming("add_forward", [&] { b.add_forward(out, a, c); });
+  expect_error_naming("swiglu_forward", [&] { b.swiglu_forward(out, a, c); });
+  Tensor cast_out = on(b, DType::f32, {3, 3});
+  expect_error_naming("cast", [&] { b.cast(cast_out, a); });
+}
+
+}  // namespace nibble::test
