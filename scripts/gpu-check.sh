@@ -56,18 +56,26 @@ if has e2e; then
 fi
 
 if has bench; then
-  : > "$OUT/bench.jsonl"
-  for b in $build/bench/*/bench_*; do
-    [ -x "$b" ] || continue
-    "$b" "$OUT/bench.jsonl" > "$OUT/$(basename "$b").log" 2>&1
-    note "bench $(basename "$b"): $([ $? -eq 0 ] && echo ok || echo FAILED)"
-    cat "$OUT/$(basename "$b").log" | tail -12
-  done
-  for p in bench/peers/*.py; do
-    [ -f "$p" ] || continue
-    python3 "$p" --out "$OUT/bench.jsonl" > "$OUT/$(basename "$p" .py).log" 2>&1
-    note "peer $(basename "$p"): $([ $? -eq 0 ] && echo ok || echo FAILED)"
-    tail -6 "$OUT/$(basename "$p" .py).log"
-  done
+  # Ours and the peers' in the same call, on the same GPU. Each appends JSON lines to bench.jsonl.
+  jsonl=$OUT/bench.jsonl
+  : > "$jsonl"
+  run_bench() {  # name, command...
+    local name=$1; shift
+    [ -e "$1" ] || { note "bench $name: not built"; return; }
+    "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    grep -h '^{' "$OUT/$name.log" >> "$jsonl.stdout" 2>/dev/null
+    note "bench $name: $([ $rc -eq 0 ] && echo ok || echo FAILED)"
+    tail -8 "$OUT/$name.log"
+  }
+  tok=tests/golden/tokenizers/llama3
+  run_bench bench_dequant $build/bench/quant/bench_dequant "$jsonl"
+  run_bench peer_bnb_quant python3 bench/peers/bnb_quant_bench.py --out "$jsonl"
+  run_bench bench_gemv_4bit $build/bench/backend/bench_gemv_4bit "$jsonl"
+  run_bench bench_decode $build/bench/model/bench_decode "$jsonl"
+  run_bench peer_decode python3 bench/peers/decode_bench.py --out "$jsonl"
+  run_bench bench_tokenizer $build/bench/text/bench_tokenizer $tok 10
+  run_bench peer_tokenizers python3 bench/peers/tokenizers_bench.py $tok 10
+  [ -f "$jsonl.stdout" ] && cat "$jsonl.stdout" >> "$jsonl" && rm "$jsonl.stdout"
 fi
 echo; cat "$summary"

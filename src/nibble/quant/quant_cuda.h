@@ -1,0 +1,48 @@
+// CUDA launchers of quant/ (raw device pointers + sizes + stream). Included only by code built
+// with NIBBLE_WITH_CUDA. The validated entry points are in quantize.h; these trust their
+// arguments. n = weight elements, B = block size, nb = ceil(n / B).
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "nibble/core/dtype.h"
+#include "nibble/quant/quant_state.h"
+
+namespace nibble {
+
+// absmax per block and packed codes, scaled with rcp.approx like bitsandbytes' kernel so the
+// bytes equal bnb's CUDA output.
+void quantize_4bit_cuda(const void* x /* [n] of dtype */, DType dtype, int64_t n, int64_t blocksize, QuantType type,
+                        uint8_t* packed /* [(n+1)/2] */, float* absmax /* [nb] */, cudaStream_t stream);
+
+// Double Quantization on the device: offset (double sum, one rounding, as the CPU), then 8-bit
+// blocks of 256 of absmax - offset over `map`. offset is written to device memory.
+void double_quantize_cuda(const float* absmax /* [nb] */, int64_t nb, const float* map /* [256] */,
+                          float* offset /* [1] */, uint8_t* codes /* [nb] */,
+                          float* nested_absmax /* [ceil(nb/256)] */, cudaStream_t stream);
+
+// Everything dequantize needs; with double_quant, absmax_codes/nested_*/offset replace absmax.
+struct Dequant4bitArgs {
+  const uint8_t* packed = nullptr;  // [(n+1)/2]
+  int64_t n = 0;
+  int64_t blocksize = 64;
+  QuantType type = QuantType::nf4;
+  bool double_quant = false;
+  const float* absmax = nullptr;         // F32 [nb] without DQ
+  const uint8_t* absmax_codes = nullptr; // U8 [nb] with DQ
+  const float* nested_absmax = nullptr;  // F32 [ceil(nb/nested_blocksize)]
+  const float* nested_code = nullptr;    // F32 [256], the stored map
+  float offset = 0.0f;
+  int64_t nested_blocksize = 256;
+};
+
+// out[i] = out_dtype(table[code_i] * absmax[i / B]), absmax rebuilt as fl(fl(map*nested)+offset).
+void dequantize_4bit_cuda(const Dequant4bitArgs& args, void* out /* [n] of out_dtype */, DType out_dtype,
+                          cudaStream_t stream);
+
+// F32 absmax per block (rebuilt from the DQ codes, or copied).
+void dequantize_absmax_cuda(const Dequant4bitArgs& args, float* absmax /* [nb] */, cudaStream_t stream);
+
+}  // namespace nibble
