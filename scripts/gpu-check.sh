@@ -28,14 +28,19 @@ if has build; then
 fi
 
 if has golden; then
-  # Golden data from the Python stack, committed under tests/golden/ after a run.
-  mkdir -p "$OUT/golden"
-  for script in tests/golden/make_*.py; do
-    name=$(basename "$script" .py)
-    python3 "$script" --out "$OUT/golden/${name#make_}" > "$OUT/golden/$name.log" 2>&1
-    note "golden $name: $([ $? -eq 0 ] && echo ok || echo FAILED)"
-  done
-  (cd "$OUT/golden" && tar czf ../golden.tgz --exclude='*.log' .)
+  # Golden data from the Python stack, written into this checkout's tests/golden/ (so the tests
+  # below read it) and returned as golden.tgz to be committed.
+  golden() {  # name, command...
+    local name=$1; shift
+    "$@" > "$OUT/golden-$name.log" 2>&1
+    note "golden $name: $([ $? -eq 0 ] && echo ok || echo FAILED, see golden-$name.log)"
+  }
+  golden bnb python3 tests/golden/make_bnb_golden.py tests/golden/bnb
+  golden tokenizers python3 tests/golden/make_tokenizer_golden.py tests/golden/tokenizers
+  golden chat_templates python3 tests/golden/make_chat_template_golden.py
+  [ -f tests/golden/make_forward_golden.py ] &&
+    golden forward python3 tests/golden/make_forward_golden.py tests/golden/forward
+  tar czf "$OUT/golden.tgz" tests/golden
 fi
 
 if has tests; then
@@ -70,7 +75,7 @@ if has bench; then
   }
   tok=tests/golden/tokenizers/llama3
   run_bench bench_dequant $build/bench/quant/bench_dequant "$jsonl"
-  run_bench peer_bnb_quant python3 bench/peers/bnb_quant_bench.py --out "$jsonl"
+  run_bench peer_bnb_quant python3 bench/peers/bnb_quant_bench.py "$jsonl"
   run_bench bench_gemv_4bit $build/bench/backend/bench_gemv_4bit "$jsonl"
   run_bench bench_decode $build/bench/model/bench_decode "$jsonl"
   run_bench peer_decode python3 bench/peers/decode_bench.py --out "$jsonl"
