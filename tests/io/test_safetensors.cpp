@@ -1,3 +1,7 @@
+#include <csignal>
+
+#include <sys/resource.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -227,13 +231,19 @@ TEST(SafetensorsWriter, FailureMidWriteLeavesThePreviousFileIntactAndNoTemporary
   save_safetensors(path, {{"a", filled<float>({4}, DType::f32, 1.0f)}});
   std::string before = test::read_bytes(path);
 
-  // A "device" tensor at a bogus address: copying it to the host fails after "a" and the header
-  // have been written to the temporary.
-  static float not_device_memory[4];
-  Tensor unreadable = Tensor::from_external(not_device_memory, {4}, DType::f32, Device::cuda,
-                                            std::shared_ptr<const void>(not_device_memory, [](const void*) {}));
-  expect_error([&] { save_safetensors(path, {{"a", filled<float>({4}, DType::f32, 9.0f)}, {"z", unreadable}}); },
+  // A file-size limit makes the write fail part-way, as a full disk would (EFBIG instead of
+  // ENOSPC; SIGXFSZ ignored so the process lives to report it).
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto previous_handler = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limited = saved;
+  limited.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  Tensor big = filled<float>({4096}, DType::f32, 9.0f);  // 16 KiB: past the limit
+  expect_error([&] { save_safetensors(path, {{"a", filled<float>({4}, DType::f32, 9.0f)}, {"z", big}}); },
                {path});
+  setrlimit(RLIMIT_FSIZE, &saved);
+  signal(SIGXFSZ, previous_handler);
   EXPECT_EQ(test::read_bytes(path), before);
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"model.safetensors"});
 }
