@@ -6,7 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/nibble-gpu-check}
-mkdir -p "$OUT"
+LOGS=/tmp/nibble-gpu-check-logs  # the device returns at most 8 files: logs travel as logs.tgz
+rm -rf "$LOGS"; mkdir -p "$OUT" "$LOGS"
 source scripts/device-env.sh
 export PYTHONUNBUFFERED=1
 steps=${*:-build tests e2e bench}
@@ -17,14 +18,14 @@ note() { echo "$*" | tee -a "$summary"; }
 has() { [[ " $steps " == *" $1 "* ]]; }
 
 note "gpu-check $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
-note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+note "commit ${NIBBLE_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 
 if has build; then
   cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" \
-    $NIBBLE_CMAKE_ARGS > "$OUT/build.log" 2>&1 &&
-    cmake --build $build -j "$(nproc)" >> "$OUT/build.log" 2>&1
+    $NIBBLE_CMAKE_ARGS > "$LOGS/build.log" 2>&1 &&
+    cmake --build $build -j "$(nproc)" -- -k 0 >> "$LOGS/build.log" 2>&1
   note "build: $([ $? -eq 0 ] && echo ok || echo FAILED, see build.log)"
-  tail -30 "$OUT/build.log" | grep -E "error|FAILED" | head -20
+  tail -30 "$LOGS/build.log" | grep -E "error|FAILED" | head -20
 fi
 
 if has golden; then
@@ -32,7 +33,7 @@ if has golden; then
   # below read it) and returned as golden.tgz to be committed.
   golden() {  # name, command...
     local name=$1; shift
-    "$@" > "$OUT/golden-$name.log" 2>&1
+    "$@" > "$LOGS/golden-$name.log" 2>&1
     note "golden $name: $([ $? -eq 0 ] && echo ok || echo FAILED, see golden-$name.log)"
   }
   golden bnb python3 tests/golden/make_bnb_golden.py tests/golden/bnb
@@ -44,19 +45,19 @@ if has golden; then
 fi
 
 if has tests; then
-  ctest --test-dir $build -L gpu --output-on-failure > "$OUT/gpu-tests.log" 2>&1
-  note "gpu tests: $(grep -E 'tests passed|tests failed' "$OUT/gpu-tests.log" | tail -1)"
-  ctest --test-dir $build -LE gpu --output-on-failure > "$OUT/cpu-tests.log" 2>&1
-  note "cpu tests: $(grep -E 'tests passed|tests failed' "$OUT/cpu-tests.log" | tail -1)"
+  ctest --test-dir $build -L gpu --output-on-failure > "$LOGS/gpu-tests.log" 2>&1
+  note "gpu tests: $(grep -E 'tests passed|tests failed' "$LOGS/gpu-tests.log" | tail -1)"
+  ctest --test-dir $build -LE gpu --output-on-failure > "$LOGS/cpu-tests.log" 2>&1
+  note "cpu tests: $(grep -E 'tests passed|tests failed' "$LOGS/cpu-tests.log" | tail -1)"
 fi
 
 if has e2e; then
   for script in tests/e2e/*.py; do
     [ -f "$script" ] || continue
     name=$(basename "$script" .py)
-    python3 "$script" --nibble $build/src/cli/nibble --work /tmp/nibble-e2e/$name --out "$OUT/$name.json" \
-      > "$OUT/$name.log" 2>&1
-    note "e2e $name: $([ $? -eq 0 ] && echo ok || echo FAILED) $(tail -1 "$OUT/$name.log")"
+    python3 "$script" --nibble $build/src/cli/nibble --work /tmp/nibble-e2e/$name --out "$LOGS/$name.json" \
+      > "$LOGS/$name.log" 2>&1
+    note "e2e $name: $([ $? -eq 0 ] && echo ok || echo FAILED) $(tail -1 "$LOGS/$name.log")"
   done
 fi
 
@@ -66,12 +67,14 @@ if has bench; then
   : > "$jsonl"
   run_bench() {  # name, command...
     local name=$1; shift
-    [ -e "$1" ] || { note "bench $name: not built"; return; }
-    "$@" > "$OUT/$name.log" 2>&1
+    local program=$1; [ "$1" = python3 ] && program=$2
+    [ -e "$program" ] || { note "bench $name: not built"; return; }
+    "$@" > "$LOGS/$name.log" 2>&1
     local rc=$?
-    grep -h '^{' "$OUT/$name.log" >> "$jsonl.stdout" 2>/dev/null
+    # Benchmarks given no output path print their JSON lines instead.
+    [[ " $* " == *" $jsonl "* ]] || grep -h '^{' "$LOGS/$name.log" >> "$jsonl.stdout" 2>/dev/null
     note "bench $name: $([ $rc -eq 0 ] && echo ok || echo FAILED)"
-    tail -8 "$OUT/$name.log"
+    tail -8 "$LOGS/$name.log"
   }
   tok=tests/golden/tokenizers/llama3
   run_bench bench_dequant $build/bench/quant/bench_dequant "$jsonl"
@@ -83,4 +86,5 @@ if has bench; then
   run_bench peer_tokenizers python3 bench/peers/tokenizers_bench.py $tok 10
   [ -f "$jsonl.stdout" ] && cat "$jsonl.stdout" >> "$jsonl" && rm "$jsonl.stdout"
 fi
+(cd "$LOGS" && tar czf "$OUT/logs.tgz" .)
 echo; cat "$summary"

@@ -216,6 +216,51 @@ OpCase linear_4bit_case(DType dt, bool double_quant, bool with_bias) {
   return c;
 }
 
+// Few tokens (T <= 8): the CUDA backend takes the fused GEMV instead of dequantize + GEMM. The
+// shapes cover its two kernels: K a multiple of 32 but not of 256 and N not a multiple of 16 (the
+// tensor-core kernel, with a partial last step and tile for BF16/F16), odd K (the per-element
+// kernel: rows start mid-byte and mid-block) and every F32 call; quantization blocks straddle rows.
+struct GemvShape {
+  QuantType type;
+  bool double_quant;
+  bool with_bias;
+  int64_t blocksize, K, N;
+};
+
+OpCase linear_4bit_gemv_case(DType dt, int64_t T, const GemvShape& s) {
+  QuantConfig config;
+  config.type = s.type;
+  config.blocksize = s.blocksize;
+  config.double_quant = s.double_quant;
+  const int64_t K = s.K, N = s.N;
+  const bool with_bias = s.with_bias;
+  OpCase c;
+  c.name = fmt::format("linear_4bit_gemv_{}_{}{}_B{}_T{}_K{}_N{}{}", dtype_tag(dt), quant_type_name(s.type),
+                       s.double_quant ? "_dq" : "", s.blocksize, T, K, N, with_bias ? "_bias" : "");
+  c.inputs = {normal({T, K}, dt), normal({N, K}, dt, 0.05)};
+  if (with_bias) c.inputs.push_back(normal({N}, dt, 0.5));
+  c.outputs = {{{T, N}, dt}};
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) {
+    QuantizedWeight w = quantized_to(quantize_4bit(in[1].to(Device::cpu), config), b.device());
+    Tensor workspace = Tensor::empty({N, K}, dt, b.device());
+    b.linear_4bit_forward(out[0], in[0], w, with_bias ? &in[2] : nullptr, workspace);
+  };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> x = doubles(in[0]), w = doubles(dequantize_4bit(quantize_4bit(in[1], config), dt)), y(T * N);
+    std::vector<double> bias = with_bias ? doubles(in[2]) : std::vector<double>(N, 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = bias[n];
+        for (int64_t k = 0; k < K; ++k) acc += x[t * K + k] * w[n * K + k];
+        y[t * N + n] = round_ref(dt, acc);
+      }
+    return Values{y};
+  };
+  c.bound = eps_of(dt) + K * kEpsF32;
+  c.bound_origin = "as linear_4bit: exact dequantized weights, then one rounded fp32 dot in another order";
+  return c;
+}
+
 // The reference reads the fp32 table (checked on its own in test_rope_table) and applies
 // transformers' order of roundings in double.
 OpCase rope_case(DType dt, const RopeConfig& config, const std::string& label) {
@@ -340,6 +385,15 @@ std::vector<OpCase> build_cases() {
     cases.push_back(attention_case(dt, 70, 70, 2, 1, 16));    // more queries than a tile
     cases.push_back(swiglu_case(dt));
   }
+  const GemvShape gemv_shapes[] = {
+      {QuantType::nf4, true, false, 64, 160, 40},
+      {QuantType::fp4, false, true, 32, 1056, 24},
+      {QuantType::nf4, false, true, 128, 75, 19},
+      {QuantType::fp4, true, false, 64, 96, 33},
+  };
+  for (DType dt : dtypes)
+    for (int64_t T : {1, 3, 8})
+      for (const GemvShape& shape : gemv_shapes) cases.push_back(linear_4bit_gemv_case(dt, T, shape));
   for (DType from : dtypes)
     for (DType to : dtypes)
       if (from != to) cases.push_back(cast_case(from, to));

@@ -10,6 +10,7 @@
 #include "nibble/backend/cuda/attention.cuh"
 #include "nibble/backend/cuda/cublas_check.h"
 #include "nibble/backend/cuda/elementwise.cuh"
+#include "nibble/backend/cuda/gemv_4bit.cuh"
 #include "nibble/backend/cuda/linear.cuh"
 #include "nibble/backend/cuda/rmsnorm.cuh"
 #include "nibble/backend/cuda/rope.cuh"
@@ -75,6 +76,12 @@ class CudaBackend final : public Backend {
 
   void linear_4bit_forward(Tensor& y, const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
                            Tensor& workspace) override {
+    // Few tokens: the fused GEMV reads the packed weight once; more: dequantize + cuBLAS, whose
+    // GEMM reuses each weight element across tokens.
+    if (x.rank() == 2 && x.dim(0) <= cuda::kGemv4bitMaxTokens) {
+      cuda::gemv_4bit_forward(y, x, w, bias, workspace, stream_);
+      return;
+    }
     linear_4bit_forward_with(*this, stream_, y, x, w, bias, workspace);
   }
 
