@@ -20,7 +20,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "nibble/backend/cuda/cublas_check.h"
+#include "nibble/core/cuda_check.h"
 #include "nibble/backend/cuda/gemv_4bit.cuh"
 #include "nibble/backend/cuda/linear.cuh"
 #include "nibble/core/cuda_check.h"

@@ -139,42 +139,25 @@ int main(int argc, char** argv) {
                                         {11008, 4096}, {11008, 4096}, {4096, 11008}};
     Tensor square = random_bf16(4096, 4096, 2);
     Tensor wide = random_bf16(11008, 4096, 3);
-    struct Output {
-      Tensor packed, absmax, codes, nested, offset;
-      int64_t n;
-      const Tensor* input;
-    };
-    std::vector<Output> outputs;
+    // The public entry point, as `nibble quantize` runs it: output allocation, the 4-bit codes,
+    // and Double Quantization with torch's mean emulated on the host.
+    std::vector<const Tensor*> inputs;
     for (int layer = 0; layer < 32; ++layer)
-      for (const auto& s : layer_shapes) {
-        const int64_t n = s[0] * s[1], nb = quant_blocks(n, 64);
-        outputs.push_back(Output{Tensor::empty({quant_packed_bytes(n)}, DType::u8, Device::cuda),
-                                 Tensor::empty({nb}, DType::f32, Device::cuda),
-                                 Tensor::empty({nb}, DType::u8, Device::cuda),
-                                 Tensor::empty({quant_blocks(nb, 256)}, DType::f32, Device::cuda),
-                                 Tensor::empty({1}, DType::f32, Device::cuda), n, s[0] == 4096 && s[1] == 4096 ? &square : &wide});
-      }
-    QuantizedWeight map_holder = quantize_4bit(random_bf16(64, 64, 4), QuantConfig{});
-    const float* map = map_holder.nested_code.data_as<float>();
+      for (const auto& s : layer_shapes) inputs.push_back(s[0] == 4096 && s[1] == 4096 ? &square : &wide);
     float quantize_ms = median_ms(
         [&](int) {
-          for (Output& o : outputs) {
-            quantize_4bit_cuda(o.input->data(), DType::bf16, o.n, 64, QuantType::nf4, o.packed.data_as<uint8_t>(),
-                               o.absmax.data_as<float>(), nullptr);
-            double_quantize_cuda(o.absmax.data_as<float>(), quant_blocks(o.n, 64), map, o.offset.data_as<float>(),
-                                 o.codes.data_as<uint8_t>(), o.nested.data_as<float>(), nullptr);
-          }
+          for (const Tensor* input : inputs) quantize_4bit(*input, QuantConfig{});
         },
         5);
     int64_t params = 0;
-    for (const Output& o : outputs) params += o.n;
+    for (const Tensor* input : inputs) params += input->numel();
     std::printf("quantize Llama-2-7B linears (%zu tensors, %.2f G params, NF4+DQ B=64, bf16 in): %.2f ms\n",
-                outputs.size(), params / 1e9, quantize_ms);
+                inputs.size(), params / 1e9, quantize_ms);
     lines.push_back(fmt::format(
         "{{\"bench\": \"quantize_llama2_7b_linears\", \"impl\": \"nibble\", \"quant_type\": \"nf4\", "
         "\"double_quant\": true, \"blocksize\": 64, \"in_dtype\": \"bfloat16\", \"tensors\": {}, \"params\": {}, "
         "\"median_ms\": {:.3f}, \"device\": \"{}\"}}",
-        outputs.size(), params, quantize_ms, prop.name));
+        inputs.size(), params, quantize_ms, prop.name));
     if (argc > 1) {
       std::ofstream file(argv[1], std::ios::app);
       if (!file) {

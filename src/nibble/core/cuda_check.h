@@ -1,8 +1,9 @@
-// One check macro for every CUDA runtime, cuBLAS(Lt) and cuDNN call: a failure throws
+// One check macro family for every CUDA runtime, cuBLAS(Lt) and cuDNN call: a failure throws
 // nibble::Error naming the statement, the file and the line. Out-of-memory becomes
 // nibble::OutOfMemoryError so the caller can turn it into advice.
 #pragma once
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include "nibble/core/error.h"
@@ -24,6 +25,14 @@ namespace nibble {
     cudaError_t nibble_status_ = (statement);                                           \
     if (nibble_status_ != cudaSuccess)                                                  \
       ::nibble::cuda_fail(nibble_status_, #statement, __FILE__, __LINE__);              \
+  } while (0)
+
+#define NIBBLE_CUBLAS_CHECK(statement)                                                             \
+  do {                                                                                             \
+    cublasStatus_t nibble_status_ = (statement);                                                   \
+    if (nibble_status_ != CUBLAS_STATUS_SUCCESS)                                                   \
+      ::nibble::fail("cuBLAS error {} ({}) in `{}` at {}:{}", cublasGetStatusName(nibble_status_), \
+                     cublasGetStatusString(nibble_status_), #statement, __FILE__, __LINE__);       \
   } while (0)
 
 // After a kernel launch: launch-configuration errors surface here, not at the next call.

@@ -15,7 +15,6 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 // quant/ will own these names; io keeps its own two-line copy so it does not link quant sources.
-const char* quant_type_string(QuantType type) { return type == QuantType::nf4 ? "nf4" : "fp4"; }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -61,7 +60,7 @@ std::string module_prefix(const std::string& module) {
 
 std::string bnb_quant_state_json(const QuantizedWeight& w) {
   Json j = Json::object();
-  j["quant_type"] = quant_type_string(w.type);
+  j["quant_type"] = quant_type_name(w.type);
   j["blocksize"] = w.blocksize;
   j["dtype"] = std::string(dtype_torch_name(w.dtype));
   j["shape"] = w.shape;
@@ -86,7 +85,7 @@ std::vector<std::pair<std::string, Tensor>> bnb_weight_tensors(const std::string
     out.emplace_back(p + ".nested_absmax", w.nested_absmax);
     out.emplace_back(p + ".nested_quant_map", w.nested_code);
   }
-  out.emplace_back(p + kBlobPrefix + quant_type_string(w.type), blob_tensor);
+  out.emplace_back(p + kBlobPrefix + std::string(quant_type_name(w.type)), blob_tensor);
   return out;
 }
 
@@ -97,7 +96,7 @@ QuantizedWeight load_bnb_weight(const SafetensorsModel& model, const std::string
                nf4 ? "two" : "no", kBlobPrefix.substr(1));
   QuantizedWeight w;
   w.type = nf4 ? QuantType::nf4 : QuantType::fp4;
-  std::string blob_name = name + kBlobPrefix + quant_type_string(w.type);
+  std::string blob_name = name + kBlobPrefix + std::string(quant_type_name(w.type));
 
   Tensor blob = model.tensor(blob_name);
   NIBBLE_CHECK(blob.dtype() == DType::u8 && blob.rank() == 1, "{}: {} is {}; expected U8 bytes of JSON", where,
@@ -115,7 +114,7 @@ QuantizedWeight load_bnb_weight(const SafetensorsModel& model, const std::string
     return j[key];
   };
   auto has = [&](const char* key) { return j.is_object() && j.contains(key); };
-  field("quant_type", has("quant_type") && j["quant_type"] == quant_type_string(w.type),
+  field("quant_type", has("quant_type") && j["quant_type"] == quant_type_name(w.type),
         nf4 ? "\"nf4\", as the blob's name says" : "\"fp4\", as the blob's name says");
   w.blocksize = field("blocksize", has("blocksize") && j["blocksize"].is_number_integer(), "an integer").get<int64_t>();
   std::optional<DType> dtype = has("dtype") && j["dtype"].is_string()

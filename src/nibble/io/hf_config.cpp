@@ -162,7 +162,7 @@ Json bnb_quantization_config_json(const BnbQuantizationConfig& config) {
   j["_load_in_8bit"] = false;
   j["bnb_4bit_compute_dtype"] = std::string(dtype_torch_name(config.compute_dtype));
   j["bnb_4bit_quant_storage"] = std::string(dtype_torch_name(config.quant_storage));
-  j["bnb_4bit_quant_type"] = config.quant_type == QuantType::nf4 ? "nf4" : "fp4";
+  j["bnb_4bit_quant_type"] = quant_type_name(config.quant_type);
   j["bnb_4bit_use_double_quant"] = config.double_quant;
   j["llm_int8_enable_fp32_cpu_offload"] = false;
   j["llm_int8_has_fp16_weight"] = false;

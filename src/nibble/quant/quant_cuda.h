@@ -17,10 +17,10 @@ namespace nibble {
 void quantize_4bit_cuda(const void* x /* [n] of dtype */, DType dtype, int64_t n, int64_t blocksize, QuantType type,
                         uint8_t* packed /* [(n+1)/2] */, float* absmax /* [nb] */, cudaStream_t stream);
 
-// Double Quantization on the device: offset (double sum, one rounding, as the CPU), then 8-bit
-// blocks of 256 of absmax - offset over `map`. offset is written to device memory.
+// Double Quantization on the device: 8-bit blocks of 256 of absmax - offset over `map`. The
+// offset is torch's float32 mean of absmax, computed by the caller (torch_mean.h).
 void double_quantize_cuda(const float* absmax /* [nb] */, int64_t nb, const float* map /* [256] */,
-                          float* offset /* [1] */, uint8_t* codes /* [nb] */,
+                          float offset, uint8_t* codes /* [nb] */,
                           float* nested_absmax /* [ceil(nb/256)] */, cudaStream_t stream);
 
 // Everything dequantize needs; with double_quant, absmax_codes/nested_*/offset replace absmax.

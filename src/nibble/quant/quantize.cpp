@@ -6,6 +6,7 @@
 #include "nibble/quant/formats.h"
 #include "nibble/quant/quantize_cpu.h"
 #include "nibble/quant/sizes.h"
+#include "nibble/quant/torch_mean.h"
 
 #ifdef NIBBLE_WITH_CUDA
 #include "nibble/core/cuda_check.h"
@@ -116,10 +117,12 @@ QuantizedWeight quantize_4bit(const Tensor& weight, const QuantConfig& config) {
     quantize_4bit_cuda(weight.data(), weight.dtype(), n, config.blocksize, config.type, w.packed.data_as<uint8_t>(),
                        absmax.data_as<float>(), nullptr);
     if (config.double_quant && blocks > 0) {
-      Tensor offset = Tensor::empty({1}, DType::f32, device, MemoryCategory::workspace);
-      double_quantize_cuda(absmax.data_as<float>(), blocks, w.nested_code.data_as<float>(), offset.data_as<float>(),
+      // The offset reproduces torch's reduction order, emulated on the host (torch_mean.h): absmax
+      // is 1/16 of the packed weight's bytes, so the copy is cheap next to the quantization.
+      Tensor host_absmax = absmax.to(Device::cpu);
+      w.offset = torch_cuda_mean_f32(host_absmax.data_as<float>(), blocks);
+      double_quantize_cuda(absmax.data_as<float>(), blocks, w.nested_code.data_as<float>(), w.offset,
                            w.absmax.data_as<uint8_t>(), w.nested_absmax.data_as<float>(), nullptr);
-      copy_bytes(&w.offset, Device::cpu, offset.data(), device, sizeof(float));  // synchronizes
     }
 #else
     fail("quantize_4bit: weight is on cuda but this build has no CUDA backend");

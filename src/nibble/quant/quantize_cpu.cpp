@@ -2,6 +2,7 @@
 // The host build uses ISO C++ (-std=c++17, no GNU extensions), so g++ does not contract a
 // multiply and a later add into an FMA; each product and sum below is one float32 rounding.
 #include "nibble/quant/quantize_cpu.h"
+#include "nibble/quant/torch_mean.h"
 
 #include <cfloat>
 #include <cmath>
@@ -106,12 +107,6 @@ void dequantize_4bit_cpu(const uint8_t* packed, const float* absmax, int64_t n, 
   }
 }
 
-float absmax_mean_cpu(const float* absmax, int64_t nb) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < nb; ++i) sum += absmax[i];
-  return static_cast<float>(sum / static_cast<double>(nb));
-}
-
 void quantize_8bit_blockwise_cpu(const float* x, int64_t n, int64_t blocksize, const float* map, uint8_t* codes,
                                  float* absmax) {
   blockwise_absmax_cpu(x, n, blocksize, absmax);
@@ -123,7 +118,9 @@ void quantize_8bit_blockwise_cpu(const float* x, int64_t n, int64_t blocksize, c
 
 float double_quantize_cpu(const float* absmax, int64_t nb, uint8_t* codes, float* nested_absmax) {
   NIBBLE_CHECK(nb > 0, "double quantization of an empty absmax vector");
-  float offset = absmax_mean_cpu(absmax, nb);
+  // bitsandbytes takes the offset as torch's float32 `absmax.mean()` on the GPU; its bits depend
+  // on ATen's order of additions, which torch_mean.h reproduces.
+  float offset = torch_cuda_mean_f32(absmax, nb);
   std::vector<float> centered(static_cast<size_t>(nb));
   for (int64_t i = 0; i < nb; ++i) centered[i] = absmax[i] - offset;
   float map[kDynamicMapSize];

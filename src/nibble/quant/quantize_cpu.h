@@ -35,10 +35,6 @@ void quantize_4bit_cpu(const void* x /* [n] of dtype */, DType dtype, int64_t n,
 void dequantize_4bit_cpu(const uint8_t* packed /* [(n+1)/2] */, const float* absmax /* [nb] */, int64_t n,
                          int64_t blocksize, QuantType type, void* out /* [n] of out_dtype */, DType out_dtype);
 
-// The double-quantization offset: the mean of absmax. bnb takes torch's float32 device mean; we
-// sum in double and round the mean once to float32 (the correctly rounded mean up to the double
-// sum's own error), which matched torch where it was checked (bnb-format.md 2.1, open points).
-float absmax_mean_cpu(const float* absmax /* [nb] */, int64_t nb);
 
 // 8-bit blockwise quantization of x over a sorted 256-entry map with bnb's binary-search rule.
 void quantize_8bit_blockwise_cpu(const float* x /* [n] */, int64_t n, int64_t blocksize, const float* map /* [256] */,

@@ -136,24 +136,9 @@ void launch_quantize(const T* x, int64_t n, int64_t blocksize, QuantType type, u
   NIBBLE_CUDA_CHECK_LAUNCH();
 }
 
-// One block of 1024 threads sums absmax in double in a fixed order (deterministic), then the
-// mean is rounded once to float32, as absmax_mean_cpu does.
-__global__ void absmax_mean_kernel(const float* __restrict__ absmax, int64_t nb, float* __restrict__ offset) {
-  __shared__ double partial[1024];
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < nb; i += blockDim.x) sum += absmax[i];
-  partial[threadIdx.x] = sum;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *offset = static_cast<float>(partial[0] / static_cast<double>(nb));
-}
-
 // One thread block of 256 per nested block: c = absmax - offset, max |c|, rcp.approx, binary search.
 __global__ void double_quantize_kernel(const float* __restrict__ absmax, int64_t nb, const float* __restrict__ map,
-                                       const float* __restrict__ offset, uint8_t* __restrict__ codes,
+                                       const float offset, uint8_t* __restrict__ codes,
                                        float* __restrict__ nested_absmax) {
   __shared__ float map_shared[kDynamicMapSize];
   __shared__ float warp_max[kDoubleQuantBlocksize / 32];
@@ -161,7 +146,7 @@ __global__ void double_quantize_kernel(const float* __restrict__ absmax, int64_t
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kDoubleQuantBlocksize + threadIdx.x;
   const bool valid = i < nb;
   // Out-of-range entries of a partial block are bnb's 0.0 padding and take part in the max.
-  const float c = valid ? absmax[i] - *offset : 0.0f;
+  const float c = valid ? absmax[i] - offset : 0.0f;
   float m = fmaxf(-FLT_MAX, fabsf(c));
   for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = m;
@@ -192,11 +177,9 @@ void quantize_4bit_cuda(const void* x, DType dtype, int64_t n, int64_t blocksize
   }
 }
 
-void double_quantize_cuda(const float* absmax, int64_t nb, const float* map, float* offset, uint8_t* codes,
+void double_quantize_cuda(const float* absmax, int64_t nb, const float* map, float offset, uint8_t* codes,
                           float* nested_absmax, cudaStream_t stream) {
   if (nb == 0) return;
-  absmax_mean_kernel<<<1, 1024, 0, stream>>>(absmax, nb, offset);
-  NIBBLE_CUDA_CHECK_LAUNCH();
   const int64_t grid = quant_blocks(nb, kDoubleQuantBlocksize);
   double_quantize_kernel<<<static_cast<unsigned>(grid), kDoubleQuantBlocksize, 0, stream>>>(absmax, nb, map, offset, codes, nested_absmax);
   NIBBLE_CUDA_CHECK_LAUNCH();

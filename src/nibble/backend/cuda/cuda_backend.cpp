@@ -8,7 +8,7 @@
 
 #include "nibble/backend/backend.h"
 #include "nibble/backend/cuda/attention.cuh"
-#include "nibble/backend/cuda/cublas_check.h"
+#include "nibble/core/cuda_check.h"
 #include "nibble/backend/cuda/elementwise.cuh"
 #include "nibble/backend/cuda/gemv_4bit.cuh"
 #include "nibble/backend/cuda/linear.cuh"

@@ -2,7 +2,7 @@
 
 #include <climits>
 
-#include "nibble/backend/cuda/cublas_check.h"
+#include "nibble/core/cuda_check.h"
 #include "nibble/backend/cuda/element.cuh"
 #include "nibble/core/cuda_check.h"
 
