@@ -52,6 +52,13 @@ if has tests; then
 fi
 
 if has e2e; then
+  # The Double Quantization offset must be torch's own float32 CUDA mean, bit for bit.
+  if [ -x $build/tests/quant/check_torch_mean ]; then
+    python3 tests/golden/check_torch_mean.py /tmp/torch-means.bin > "$LOGS/torch-mean.log" 2>&1 &&
+      $build/tests/quant/check_torch_mean /tmp/torch-means.bin >> "$LOGS/torch-mean.log" 2>&1
+    note "e2e torch mean emulation: $([ $? -eq 0 ] && echo ok || echo FAILED) $(grep -i match "$LOGS/torch-mean.log" | head -2 | tr '\n' ' ')"
+    rm -f /tmp/torch-means.bin
+  fi
   for script in tests/e2e/*.py; do
     [ -f "$script" ] || continue
     name=$(basename "$script" .py)
