@@ -7,12 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace nibble {
+#include "nibble/core/python_text.h"  // python_float_repr
 
-// Python's repr(float): the shortest digits that round-trip, fixed notation for decimal exponents
-// -4..15 ("0.050937652587890625", "6.0", "1000000000000000.0") and otherwise exponent notation
-// with a signed exponent of at least two digits ("1e-05", "1e+16"). "nan", "inf", "-inf".
-std::string python_float_repr(double value);
+namespace nibble {
 
 // json.dumps(value, indent=..., sort_keys=...) with ensure_ascii=True. indent < 0 is Python's
 // indent=None: one line, ", " between items and ": " after keys. indent >= 0 puts each item on

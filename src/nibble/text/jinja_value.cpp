@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "nibble/core/error.h"
+#include "nibble/core/python_text.h"
 
 namespace nibble::jinja {
 
@@ -113,37 +114,6 @@ Value from_json(const nlohmann::ordered_json& j) {
   return Value::none();
 }
 
-std::string float_repr(double x) {
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  if (x == 0) return std::signbit(x) ? "-0.0" : "0.0";
-  // Shortest round-tripping significand, then Python's layout: positional when the decimal
-  // exponent is in [-4, 16), scientific otherwise.
-  char buf[64];
-  int precision = 1;
-  for (; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*e", precision - 1, x);
-    if (std::strtod(buf, nullptr) == x) break;
-  }
-  std::string sci = buf;
-  size_t e_pos = sci.find('e');
-  int exponent = std::atoi(sci.c_str() + e_pos + 1);
-  std::string digits;
-  for (size_t k = 0; k < e_pos; ++k)
-    if (sci[k] >= '0' && sci[k] <= '9') digits += sci[k];
-  std::string sign = x < 0 ? "-" : "";
-  if (exponent < -4 || exponent >= 16) {
-    std::string mantissa = digits.substr(0, 1);
-    if (digits.size() > 1) mantissa += "." + digits.substr(1);
-    char exp_buf[16];
-    std::snprintf(exp_buf, sizeof exp_buf, "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
-    return sign + mantissa + exp_buf;
-  }
-  if (exponent < 0) return sign + "0." + std::string(-exponent - 1, '0') + digits;
-  if (static_cast<int>(digits.size()) <= exponent + 1)
-    return sign + digits + std::string(exponent + 1 - digits.size(), '0') + ".0";
-  return sign + digits.substr(0, exponent + 1) + "." + digits.substr(exponent + 1);
-}
 
 static std::string python_string_repr(const std::string& s) {
   bool has_single = s.find('\'') != std::string::npos;
@@ -192,7 +162,7 @@ std::string to_str(const Value& v) {
     case Kind::none: return "None";
     case Kind::boolean: return v.b ? "True" : "False";
     case Kind::integer: return std::to_string(v.i);
-    case Kind::floating: return float_repr(v.f);
+    case Kind::floating: return python_float_repr(v.f);
     case Kind::string: return v.s;
     case Kind::list: case Kind::dict: return to_repr(v);
     case Kind::function: return "<function " + v.fn_name + ">";
@@ -218,29 +188,6 @@ JsonStyle default_json_style(int indent) {
   return style;
 }
 
-static void json_string(const std::string& s, std::string& out) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
 
 static void json_dump(const Value& v, const JsonStyle& style, int depth, int line, std::string& out) {
   auto newline = [&](int d) {
@@ -255,9 +202,9 @@ static void json_dump(const Value& v, const JsonStyle& style, int depth, int lin
     case Kind::floating:
       if (std::isnan(v.f)) out += "NaN";
       else if (std::isinf(v.f)) out += v.f > 0 ? "Infinity" : "-Infinity";
-      else out += float_repr(v.f);
+      else out += python_float_repr(v.f);
       return;
-    case Kind::string: json_string(v.s, out); return;
+    case Kind::string: append_python_json_string(out, v.s, /*ensure_ascii=*/false); return;
     case Kind::list: {
       if (v.list->empty()) { out += "[]"; return; }
       out += '[';
@@ -280,7 +227,7 @@ static void json_dump(const Value& v, const JsonStyle& style, int depth, int lin
       for (size_t k = 0; k < items.size(); ++k) {
         if (k) out += style.item_separator;
         newline(depth + 1);
-        json_string(items[k]->first, out);
+        append_python_json_string(out, items[k]->first, /*ensure_ascii=*/false);
         out += style.key_separator;
         json_dump(items[k]->second, style, depth + 1, line, out);
       }

@@ -80,8 +80,6 @@ Value from_json(const nlohmann::ordered_json& j);
 std::string to_str(const Value& v);
 // Python's repr(), used inside str() of lists and dicts.
 std::string to_repr(const Value& v);
-// Python's repr(float): the shortest text that reads back as the same double.
-std::string float_repr(double x);
 
 // json.dumps(v, ensure_ascii=False, indent=..., separators=..., sort_keys=...), as transformers'
 // tojson filter calls it. indent < 0 means None.
