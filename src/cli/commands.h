@@ -8,5 +8,6 @@ namespace nibble::cli {
 
 void add_memory_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace nibble::cli

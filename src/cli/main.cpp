@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "nibble 0.1.0");
   nibble::cli::add_memory_command(app);
   nibble::cli::add_quantize_command(app);
+  nibble::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
