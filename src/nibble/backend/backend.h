@@ -38,11 +38,14 @@ class Backend {
 
   virtual Device device() const = 0;
   virtual std::string_view name() const = 0;
-  // Waits until every op issued so far has finished (a no-op on the CPU).
+  // Waits until every op issued so far has finished (a no-op on the CPU). On a GPU this is also
+  // where a bad index found by an earlier op (a token id, a RoPE position) is thrown: checking it
+  // in the op itself would make every call wait for the device.
   virtual void synchronize() = 0;
 
   // out[T, C] = table[ids[t], :]. ids I32 [T], each in [0, V); table [V, C] in the
-  // activation dtype. An id outside [0, V) throws, naming the token and the id.
+  // activation dtype. An id outside [0, V) throws, naming the token and the id (on a GPU at the
+  // next synchronize()).
   virtual void embedding_forward(Tensor& out, const Tensor& ids, const Tensor& table) = 0;
 
   // out = a + b, elementwise over equal shapes (the residual stream), rounded once.
@@ -70,7 +73,8 @@ class Backend {
   // k[T, KVH, D], with cos/sin taken from `table` at positions[t] (I32 [T], each in [0, P)).
   // cos and sin are rounded to the activation dtype first, and in 16-bit dtypes each product
   // and the sum are rounded, as transformers does. Positions per token let packed sequences
-  // restart at 0 and let a KV cache continue at its length.
+  // restart at 0 and let a KV cache continue at its length. A position outside [0, P) throws
+  // (on a GPU at the next synchronize()).
   virtual void rope_forward(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) = 0;
 
   // Causal grouped-query attention. out[T, H, D] from q[T, H, D], k[S, KVH, D], v[S, KVH, D]

@@ -33,6 +33,8 @@ void* cuda_allocate(size_t, MemoryCategory) {
   fail("this build of nibble has no CUDA backend (nvcc was not found at build time); use --device cpu");
 }
 void cuda_release(void*, size_t, MemoryCategory) {}
+size_t cuda_cached_bytes() { return 0; }
+void cuda_release_cached() {}
 void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
                 size_t bytes) {
   NIBBLE_CHECK(destination_device == Device::cpu && source_device == Device::cpu,

@@ -252,10 +252,14 @@ Tensor LlamaModel::forward(const std::vector<int32_t>& ids, KvCache& cache, bool
   backend_->rmsnorm_forward(normed, hidden, norm_, static_cast<float>(hyper_.rms_norm_eps));
   Tensor logits = Tensor::empty({rows, hyper_.vocab}, dtype_, backend_->device(), MemoryCategory::activations);
   project(logits, normed, lm_head_);
-  if (dtype_ == DType::f32) return logits;
-  Tensor logits_f32 = Tensor::empty({rows, hyper_.vocab}, DType::f32, backend_->device(), MemoryCategory::activations);
-  backend_->cast(logits_f32, logits);
-  return logits_f32;
+  if (dtype_ != DType::f32) {
+    Tensor logits_f32 = Tensor::empty({rows, hyper_.vocab}, DType::f32, backend_->device(), MemoryCategory::activations);
+    backend_->cast(logits_f32, logits);
+    logits = logits_f32;
+  }
+  // A bad token id or position found on a GPU surfaces here, before anyone reads the logits.
+  backend_->synchronize();
+  return logits;
 }
 
 }  // namespace nibble

@@ -4,11 +4,9 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include <climits>
-
 #include "nibble/backend/backend.h"
 #include "nibble/backend/cuda/attention.cuh"
-#include "nibble/core/cuda_check.h"
+#include "nibble/backend/cuda/bad_index.h"
 #include "nibble/backend/cuda/elementwise.cuh"
 #include "nibble/backend/cuda/gemv_4bit.cuh"
 #include "nibble/backend/cuda/linear.cuh"
@@ -29,7 +27,8 @@ class CudaBackend final : public Backend {
     try {
       NIBBLE_CUBLAS_CHECK(cublasCreate(&cublas_));
       NIBBLE_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-      bad_token_ = static_cast<int32_t*>(cuda_allocate(sizeof(int32_t), MemoryCategory::workspace));
+      bad_index_ = static_cast<unsigned long long*>(cuda_allocate(sizeof(kNoBadIndexes), MemoryCategory::workspace));
+      NIBBLE_CUDA_CHECK(cudaMemcpy(bad_index_, kNoBadIndexes, sizeof(kNoBadIndexes), cudaMemcpyHostToDevice));
     } catch (...) {
       release();
       throw;
@@ -41,16 +40,26 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::cuda; }
   std::string_view name() const override { return "cuda"; }
-  void synchronize() override { NIBBLE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  // Also where bad token ids and RoPE positions surface: the index kernels record them on the
+  // device so that no op has to wait for the GPU (a wait per layer would stall decoding).
+  void synchronize() override {
+    NIBBLE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    unsigned long long found[2];
+    NIBBLE_CUDA_CHECK(cudaMemcpy(found, bad_index_, sizeof found, cudaMemcpyDeviceToHost));
+    if (found[0] == cuda::kNoBadIndex && found[1] == cuda::kNoBadIndex) return;
+    NIBBLE_CUDA_CHECK(cudaMemcpy(bad_index_, kNoBadIndexes, sizeof(kNoBadIndexes), cudaMemcpyHostToDevice));
+    if (found[0] != cuda::kNoBadIndex)
+      fail("embedding_forward: token {} has id {}, expected an id in [0, {})", cuda::bad_index_token(found[0]),
+           cuda::bad_index_value(found[0]), last_vocab_);
+    fail("rope_forward: token {} has position {}, expected a position in [0, {}) (the table's length)",
+         cuda::bad_index_token(found[1]), cuda::bad_index_value(found[1]), last_rope_positions_);
+  }
 
   void embedding_forward(Tensor& out, const Tensor& ids, const Tensor& table) override {
     RowsDims d = check_embedding_forward(Device::cuda, out, ids, table);
-    clear_bad_token();
+    last_vocab_ = table.dim(0);
     cuda::embedding_forward_launch(out.data(), ids.data_as<int32_t>(), table.data(), d.T, d.C, table.dim(0),
-                                   table.dtype(), bad_token_, stream_);
-    int32_t t = read_bad_token();
-    if (t != INT32_MAX)
-      fail("embedding_forward: token {} has id {}, expected an id in [0, {})", t, read_i32(ids, t), table.dim(0));
+                                   table.dtype(), bad_index_, stream_);
   }
 
   void add_forward(Tensor& out, const Tensor& a, const Tensor& b) override {
@@ -85,17 +94,14 @@ class CudaBackend final : public Backend {
     linear_4bit_forward_with(*this, stream_, y, x, w, bias, workspace);
   }
 
-  // On a bad position the error is thrown after the kernel ran: q and k are then unspecified.
+  // A bad position is reported by the next synchronize(); q and k of that token are left as
+  // they were.
   void rope_forward(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
     RopeDims d = check_rope_forward(Device::cuda, q, k, positions, table);
-    clear_bad_token();
+    last_rope_positions_ = table.positions();
     cuda::rope_forward_launch(q.data(), k.data(), positions.data_as<int32_t>(), table.cos.data_as<float>(),
                               table.sin.data_as<float>(), d.T, d.H, d.KVH, d.D, table.positions(), q.dtype(),
-                              bad_token_, stream_);
-    int32_t t = read_bad_token();
-    if (t != INT32_MAX)
-      fail("rope_forward: token {} has position {}, expected a position in [0, {}) (the table's length)", t,
-           read_i32(positions, t), table.positions());
+                              bad_index_ + 1, stream_);
   }
 
   void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) override {
@@ -111,36 +117,22 @@ class CudaBackend final : public Backend {
 
  private:
   void release() {
-    if (bad_token_ != nullptr) cuda_release(bad_token_, sizeof(int32_t), MemoryCategory::workspace);
+    if (bad_index_ != nullptr) cuda_release(bad_index_, sizeof(kNoBadIndexes), MemoryCategory::workspace);
     if (cublas_ != nullptr) cublasDestroy(cublas_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
-    bad_token_ = nullptr;
+    bad_index_ = nullptr;
     cublas_ = nullptr;
     stream_ = nullptr;
   }
 
-  // The index kernels report the first bad token through one device int; the sentinel is
-  // INT32_MAX so atomicMin keeps the smallest offending token.
-  void clear_bad_token() {
-    const int32_t none = INT32_MAX;
-    NIBBLE_CUDA_CHECK(cudaMemcpyAsync(bad_token_, &none, sizeof none, cudaMemcpyHostToDevice, stream_));
-  }
-  int32_t read_bad_token() {
-    int32_t t = 0;
-    NIBBLE_CUDA_CHECK(cudaMemcpyAsync(&t, bad_token_, sizeof t, cudaMemcpyDeviceToHost, stream_));
-    synchronize();
-    return t;
-  }
-  int32_t read_i32(const Tensor& t, int64_t i) {
-    int32_t value = 0;
-    NIBBLE_CUDA_CHECK(
-        cudaMemcpy(&value, t.data_as<int32_t>() + i, sizeof value, cudaMemcpyDeviceToHost));
-    return value;
-  }
-
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  int32_t* bad_token_ = nullptr;
+  // [0] embedding ids, [1] RoPE positions (bad_index.h); the limits of the latest calls name
+  // the expected range in the report.
+  static constexpr unsigned long long kNoBadIndexes[2] = {cuda::kNoBadIndex, cuda::kNoBadIndex};
+  unsigned long long* bad_index_ = nullptr;
+  int64_t last_vocab_ = 0;
+  int64_t last_rope_positions_ = 0;
 };
 
 }  // namespace

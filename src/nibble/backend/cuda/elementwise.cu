@@ -1,5 +1,6 @@
 #include "nibble/backend/cuda/elementwise.cuh"
 
+#include "nibble/backend/cuda/bad_index.h"
 #include "nibble/backend/cuda/element.cuh"
 #include "nibble/core/cuda_check.h"
 
@@ -11,12 +12,12 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void embedding_kernel(T* out, const int32_t* ids, const T* table, int64_t T_, int64_t C, int64_t V,
-                                 int32_t* bad_token) {
+                                 unsigned long long* bad_index) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < T_ * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / C, c = i % C;
     const int32_t id = ids[t];
     if (id < 0 || id >= V) {
-      if (c == 0) atomicMin(bad_token, static_cast<int32_t>(t));
+      if (c == 0) atomicMin(bad_index, pack_bad_index(t, id));
       continue;
     }
     out[i] = table[id * C + c];
@@ -49,12 +50,12 @@ __global__ void swiglu_kernel(T* out, const T* gate, const T* up, int64_t n) {
 }  // namespace
 
 void embedding_forward_launch(void* out, const int32_t* ids, const void* table, int64_t T, int64_t C, int64_t V,
-                              DType dtype, int32_t* bad_token, cudaStream_t stream) {
+                              DType dtype, unsigned long long* bad_index, cudaStream_t stream) {
   if (T * C == 0) return;
   dispatch_activation(dtype, "embedding_forward", [&](auto tag) {
     using E = decltype(tag);
     embedding_kernel<E><<<grid_for(T * C, kThreads), kThreads, 0, stream>>>(
-        static_cast<E*>(out), ids, static_cast<const E*>(table), T, C, V, bad_token);
+        static_cast<E*>(out), ids, static_cast<const E*>(table), T, C, V, bad_index);
   });
   NIBBLE_CUDA_CHECK_LAUNCH();
 }

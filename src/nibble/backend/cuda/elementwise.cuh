@@ -10,10 +10,10 @@
 
 namespace nibble::cuda {
 
-// out[T, C] = table[ids[t], :]; a token whose id is outside [0, V) is skipped and the smallest
-// such token index is written to *bad_token (which the caller set to INT32_MAX beforehand).
+// out[T, C] = table[ids[t], :]; a token whose id is outside [0, V) is skipped and recorded in
+// *bad_index (pack_bad_index: the smallest such token wins).
 void embedding_forward_launch(void* out, const int32_t* ids, const void* table, int64_t T, int64_t C, int64_t V,
-                              DType dtype, int32_t* bad_token, cudaStream_t stream);
+                              DType dtype, unsigned long long* bad_index, cudaStream_t stream);
 // out[n] = a[n] + b[n], rounded once.
 void add_forward_launch(void* out, const void* a, const void* b, int64_t n, DType dtype, cudaStream_t stream);
 // out[n] = in[n] converted from in_dtype to out_dtype.

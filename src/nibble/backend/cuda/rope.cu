@@ -1,5 +1,6 @@
 #include "nibble/backend/cuda/rope.cuh"
 
+#include "nibble/backend/cuda/bad_index.h"
 #include "nibble/backend/cuda/element.cuh"
 #include "nibble/core/cuda_check.h"
 
@@ -14,13 +15,13 @@ constexpr int kThreads = 256;
 // product and the sum are rounded (round_as is the identity for float).
 template <typename T>
 __global__ void rope_kernel(T* q, T* k, const int32_t* positions, const float* cos, const float* sin, int64_t T_,
-                            int64_t H, int64_t KVH, int64_t D, int64_t P, int32_t* bad_token) {
+                            int64_t H, int64_t KVH, int64_t D, int64_t P, unsigned long long* bad_index) {
   const int64_t half = D / 2, heads = H + KVH, total = T_ * heads * half;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t j = i % half, head = (i / half) % heads, t = i / (half * heads);
     const int32_t pos = positions[t];
     if (pos < 0 || pos >= P) {
-      atomicMin(bad_token, static_cast<int32_t>(t));
+      atomicMin(bad_index, pack_bad_index(t, pos));
       continue;
     }
     T* row = head < H ? q + (t * H + head) * D : k + (t * KVH + (head - H)) * D;
@@ -36,14 +37,14 @@ __global__ void rope_kernel(T* q, T* k, const int32_t* positions, const float* c
 }  // namespace
 
 void rope_forward_launch(void* q, void* k, const int32_t* positions, const float* cos, const float* sin, int64_t T,
-                         int64_t H, int64_t KVH, int64_t D, int64_t P, DType dtype, int32_t* bad_token,
+                         int64_t H, int64_t KVH, int64_t D, int64_t P, DType dtype, unsigned long long* bad_index,
                          cudaStream_t stream) {
   const int64_t total = T * (H + KVH) * (D / 2);
   if (total == 0) return;
   dispatch_activation(dtype, "rope_forward", [&](auto tag) {
     using E = decltype(tag);
     rope_kernel<E><<<grid_for(total, kThreads), kThreads, 0, stream>>>(
-        static_cast<E*>(q), static_cast<E*>(k), positions, cos, sin, T, H, KVH, D, P, bad_token);
+        static_cast<E*>(q), static_cast<E*>(k), positions, cos, sin, T, H, KVH, D, P, bad_index);
   });
   NIBBLE_CUDA_CHECK_LAUNCH();
 }

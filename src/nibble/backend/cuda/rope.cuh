@@ -10,10 +10,10 @@
 namespace nibble::cuda {
 
 // q[T, H, D] and k[T, KVH, D] rotated by the angles of positions[t] read from cos/sin
-// F32 [P, D/2]. A token whose position is outside [0, P) is left as it is and the smallest such
-// token index is written to *bad_token (which the caller set to INT32_MAX beforehand).
+// F32 [P, D/2]. A token whose position is outside [0, P) is left as it is and recorded in
+// *bad_index (pack_bad_index: the smallest such token wins).
 void rope_forward_launch(void* q, void* k, const int32_t* positions, const float* cos, const float* sin, int64_t T,
-                         int64_t H, int64_t KVH, int64_t D, int64_t P, DType dtype, int32_t* bad_token,
+                         int64_t H, int64_t KVH, int64_t D, int64_t P, DType dtype, unsigned long long* bad_index,
                          cudaStream_t stream);
 
 }  // namespace nibble::cuda
