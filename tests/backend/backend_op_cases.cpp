@@ -263,20 +263,20 @@ OpCase linear_4bit_gemv_case(DType dt, int64_t T, const GemvShape& s) {
 
 // The reference reads the fp32 table (checked on its own in test_rope_table) and applies
 // transformers' order of roundings in double.
-OpCase rope_case(DType dt, const RopeConfig& config, const std::string& label) {
-  const int64_t T = 11, H = 4, KVH = 2, D = config.head_dim, P = 64;
+OpCase rope_case(DType dt, const RopeConfig& config, int64_t D, const std::string& label) {
+  const int64_t T = 11, H = 4, KVH = 2, P = 64;
   OpCase c;
   c.name = "rope_" + label + "_" + dtype_tag(dt);
   c.inputs = {normal({T, H, D}, dt), normal({T, KVH, D}, dt), index({T}, P)};
   c.outputs = {{{T, H, D}, dt}, {{T, KVH, D}, dt}};
   c.run = [=](Backend& b, Tensors& in, Tensors& out) {
-    RopeTable table = rope_table_build(config, P, b.device());
+    RopeTable table = rope_table_build(config, D, P, b.device());
     out[0].copy_from(in[0]);
     out[1].copy_from(in[1]);
     b.rope_forward(out[0], out[1], in[2], table);
   };
   c.reference = [=](const Tensors& in) {
-    RopeTable table = rope_table_build(config, P, Device::cpu);
+    RopeTable table = rope_table_build(config, D, P, Device::cpu);
     std::vector<double> cos = doubles(table.cos), sin = doubles(table.sin), pos = doubles(in[2]);
     Values result;
     for (int which = 0; which < 2; ++which) {
@@ -357,13 +357,11 @@ OpCase swiglu_case(DType dt) {
 
 std::vector<OpCase> build_cases() {
   const DType dtypes[] = {DType::f32, DType::bf16, DType::f16};
-  RopeConfig plain;
-  plain.head_dim = 32;
+  RopeConfig plain;  // head_dim 32
   plain.theta = 10000.0;
-  RopeConfig llama3;
-  llama3.head_dim = 64;
+  RopeConfig llama3;  // head_dim 64
   llama3.theta = 500000.0;
-  llama3.scaling = RopeScaling::llama3;
+  llama3.type = RopeType::llama3;
   llama3.factor = 8.0;
   llama3.low_freq_factor = 1.0;
   llama3.high_freq_factor = 4.0;
@@ -377,8 +375,8 @@ std::vector<OpCase> build_cases() {
     cases.push_back(linear_case(dt, true));
     cases.push_back(linear_4bit_case(dt, true, false));
     cases.push_back(linear_4bit_case(dt, false, true));
-    cases.push_back(rope_case(dt, plain, "default"));
-    cases.push_back(rope_case(dt, llama3, "llama3"));
+    cases.push_back(rope_case(dt, plain, 32, "default"));
+    cases.push_back(rope_case(dt, llama3, 64, "llama3"));
     cases.push_back(attention_case(dt, 9, 9, 4, 2, 64));      // prefill, GQA
     cases.push_back(attention_case(dt, 5, 23, 6, 1, 40));     // KV cache, MQA, odd D
     cases.push_back(attention_case(dt, 1, 300, 2, 2, 128));   // one decode step, many keys
@@ -509,9 +507,7 @@ void check_rejects_bad_arguments(Backend& b) {
   Tensor negative = host_tensor(DType::i32, {3}, {-1, 0, 2}).to(b.device());
   expect_error_naming("has id -1", [&] { b.embedding_forward(emb, negative, table); b.synchronize(); });
 
-  RopeConfig config;
-  config.head_dim = 8;
-  RopeTable rope = rope_table_build(config, 16, b.device());
+  RopeTable rope = rope_table_build(RopeConfig{}, 8, 16, b.device());
   Tensor q = on(b, bf, {3, 2, 8}), k = on(b, bf, {3, 1, 8});
   Tensor pos = host_tensor(DType::i32, {3}, {0, 16, 1}).to(b.device());
   expect_error_naming("position 16", [&] { b.rope_forward(q, k, pos, rope); b.synchronize(); });

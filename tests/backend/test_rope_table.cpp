@@ -20,33 +20,32 @@ uint32_t bits(float f) {
   return u;
 }
 
-RopeConfig plain(int64_t head_dim, double theta) {
+RopeConfig plain(double theta) {
   RopeConfig c;
-  c.head_dim = head_dim;
   c.theta = theta;
   return c;
 }
 
 TEST(RopeTable, DefaultByHand) {
   // D = 4: exponents 0 and 0.5, so inv_freq = 1 and 1 / sqrt(10000) = 0.01 (rounded to fp32).
-  std::vector<float> inv = rope_inv_freq(plain(4, 10000.0));
+  std::vector<float> inv = rope_inv_freq(plain(10000.0), 4);
   ASSERT_EQ(inv.size(), 2u);
   EXPECT_EQ(inv[0], 1.0f);
   EXPECT_EQ(inv[1], 0.01f);
 }
 
 TEST(RopeTable, DefaultMatchesNumpy) {
-  std::vector<float> inv = rope_inv_freq(plain(64, 10000.0));
+  std::vector<float> inv = rope_inv_freq(plain(10000.0), 64);
   ASSERT_EQ(inv.size(), 32u);
   EXPECT_EQ(bits(inv[1]), 0x3f3ff911u);
   EXPECT_EQ(bits(inv[31]), 0x390bd472u);
 }
 
 TEST(RopeTable, LinearDividesByFactor) {
-  RopeConfig c = plain(64, 10000.0);
-  c.scaling = parse_rope_scaling("linear");
+  RopeConfig c = plain(10000.0);  // head_dim 64
+  c.type = RopeType::linear;
   c.factor = 2.0;
-  std::vector<float> inv = rope_inv_freq(c), base = rope_inv_freq(plain(64, 10000.0));
+  std::vector<float> inv = rope_inv_freq(c, 64), base = rope_inv_freq(plain(10000.0), 64);
   EXPECT_EQ(bits(inv[0]), 0x3f000000u);  // 0.5
   EXPECT_EQ(bits(inv[1]), 0x3ebff911u);
   EXPECT_EQ(bits(inv[17]), 0x3b75b9b0u);
@@ -57,13 +56,13 @@ TEST(RopeTable, LinearDividesByFactor) {
 // Llama 3.1's settings with head_dim 128: wavelengths under 2048 (i < 29) keep their frequency,
 // those over 8192 (i > 34) are divided by 8, and i = 29..34 are interpolated.
 TEST(RopeTable, Llama3Bands) {
-  RopeConfig c = plain(128, 500000.0);
-  c.scaling = parse_rope_scaling("llama3");
+  RopeConfig c = plain(500000.0);  // head_dim 128
+  c.type = RopeType::llama3;
   c.factor = 8.0;
   c.low_freq_factor = 1.0;
   c.high_freq_factor = 4.0;
   c.original_max_position_embeddings = 8192;
-  std::vector<float> inv = rope_inv_freq(c), base = rope_inv_freq(plain(128, 500000.0));
+  std::vector<float> inv = rope_inv_freq(c, 128), base = rope_inv_freq(plain(500000.0), 128);
   ASSERT_EQ(inv.size(), 64u);
   for (int i = 0; i < 29; ++i) EXPECT_EQ(inv[i], base[i]) << i;
   for (int i = 35; i < 64; ++i) EXPECT_EQ(inv[i], base[i] / 8.0f) << i;
@@ -80,7 +79,7 @@ TEST(RopeTable, Llama3Bands) {
 }
 
 TEST(RopeTable, CosSinOfFp32Angles) {
-  RopeTable table = rope_table_build(plain(64, 10000.0), 1001, Device::cpu);
+  RopeTable table = rope_table_build(plain(10000.0), 64, 1001, Device::cpu);
   ASSERT_EQ(table.positions(), 1001);
   ASSERT_EQ(table.head_dim(), 64);
   const float* c = table.cos.data_as<float>();
@@ -95,14 +94,12 @@ TEST(RopeTable, CosSinOfFp32Angles) {
 }
 
 TEST(RopeTable, RejectsBadConfig) {
-  EXPECT_THROW(rope_inv_freq(plain(7, 10000.0)), Error);
-  EXPECT_THROW(parse_rope_scaling("yarn"), Error);
-  EXPECT_EQ(parse_rope_scaling("default"), RopeScaling::none);
-  RopeConfig c = plain(64, 10000.0);
-  c.scaling = RopeScaling::llama3;
+  EXPECT_THROW(rope_inv_freq(plain(10000.0), 7), Error);
+  RopeConfig c = plain(10000.0);  // head_dim 64
+  c.type = RopeType::llama3;
   c.low_freq_factor = 4.0;
   c.high_freq_factor = 1.0;
-  EXPECT_THROW(rope_inv_freq(c), Error);
+  EXPECT_THROW(rope_inv_freq(c, 64), Error);
 }
 
 }  // namespace

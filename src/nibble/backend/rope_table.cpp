@@ -4,13 +4,6 @@
 
 namespace nibble {
 
-RopeScaling parse_rope_scaling(std::string_view rope_type) {
-  if (rope_type == "default" || rope_type.empty()) return RopeScaling::none;
-  if (rope_type == "linear") return RopeScaling::linear;
-  if (rope_type == "llama3") return RopeScaling::llama3;
-  fail("unsupported rope_type '{}': expected default, linear or llama3", rope_type);
-}
-
 namespace {
 
 // Every helper is one fp32 operation of transformers; doing it in float (SSE, no fast-math)
@@ -18,13 +11,12 @@ namespace {
 // once, i.e. correctly rounded, which torch's fp32 versions match to within an ulp.
 float reciprocal(float x) { return 1.0f / x; }
 
-void check_config(const RopeConfig& c) {
-  NIBBLE_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, "RoPE: head_dim must be positive and even, got {}",
-               c.head_dim);
+void check_config(const RopeConfig& c, int64_t head_dim) {
+  NIBBLE_CHECK(head_dim > 0 && head_dim % 2 == 0, "RoPE: head_dim must be positive and even, got {}", head_dim);
   NIBBLE_CHECK(c.theta > 0, "RoPE: rope_theta must be positive, got {}", c.theta);
-  if (c.scaling != RopeScaling::none)
+  if (c.type != RopeType::default_rope)
     NIBBLE_CHECK(c.factor > 0, "RoPE: scaling factor must be positive, got {}", c.factor);
-  if (c.scaling == RopeScaling::llama3) {
+  if (c.type == RopeType::llama3) {
     NIBBLE_CHECK(c.high_freq_factor > c.low_freq_factor && c.low_freq_factor > 0,
                  "RoPE llama3: expected 0 < low_freq_factor < high_freq_factor, got {} and {}",
                  c.low_freq_factor, c.high_freq_factor);
@@ -36,11 +28,11 @@ void check_config(const RopeConfig& c) {
 
 }  // namespace
 
-std::vector<float> rope_inv_freq(const RopeConfig& config) {
-  check_config(config);
-  const int64_t half = config.head_dim / 2;
+std::vector<float> rope_inv_freq(const RopeConfig& config, int64_t head_dim) {
+  check_config(config, head_dim);
+  const int64_t half = head_dim / 2;
   const float base = static_cast<float>(config.theta);
-  const float dim = static_cast<float>(config.head_dim);
+  const float dim = static_cast<float>(head_dim);
   std::vector<float> inv_freq(half);
   // _compute_default_rope_parameters: 1.0 / (base ** (arange(0, dim, 2).float() / dim)).
   for (int64_t i = 0; i < half; ++i) {
@@ -49,9 +41,9 @@ std::vector<float> rope_inv_freq(const RopeConfig& config) {
     inv_freq[i] = reciprocal(power);
   }
   const float factor = static_cast<float>(config.factor);
-  if (config.scaling == RopeScaling::linear) {
+  if (config.type == RopeType::linear) {
     for (float& f : inv_freq) f = f / factor;  // inv_freq /= factor
-  } else if (config.scaling == RopeScaling::llama3) {
+  } else if (config.type == RopeType::llama3) {
     // _compute_llama3_parameters; the Python scalars become fp32 when they meet an fp32 tensor.
     const float low = static_cast<float>(config.low_freq_factor);
     const double old_context = static_cast<double>(config.original_max_position_embeddings);
@@ -72,9 +64,9 @@ std::vector<float> rope_inv_freq(const RopeConfig& config) {
   return inv_freq;
 }
 
-RopeTable rope_table_build(const RopeConfig& config, int64_t positions, Device device) {
+RopeTable rope_table_build(const RopeConfig& config, int64_t head_dim, int64_t positions, Device device) {
   NIBBLE_CHECK(positions > 0, "RoPE table: positions must be positive, got {}", positions);
-  std::vector<float> inv_freq = rope_inv_freq(config);
+  std::vector<float> inv_freq = rope_inv_freq(config, head_dim);
   const int64_t half = static_cast<int64_t>(inv_freq.size());
   Tensor cos = Tensor::empty({positions, half}, DType::f32);
   Tensor sin = Tensor::empty({positions, half}, DType::f32);

@@ -9,28 +9,13 @@
 #include <string_view>
 #include <vector>
 
+#include "nibble/core/rope_config.h"
 #include "nibble/core/tensor.h"
 
 namespace nibble {
 
-enum class RopeScaling : uint8_t { none, linear, llama3 };
-
-// "default" -> none, "linear", "llama3"; anything else throws nibble::Error naming the
-// accepted values (yarn, dynamic and longrope are not used by this model family).
-RopeScaling parse_rope_scaling(std::string_view rope_type);
-
-struct RopeConfig {
-  int64_t head_dim = 0;             // D, even
-  double theta = 10000.0;           // rope_theta
-  RopeScaling scaling = RopeScaling::none;
-  double factor = 1.0;              // linear and llama3
-  double low_freq_factor = 1.0;     // llama3
-  double high_freq_factor = 4.0;    // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
-};
-
 // inv_freq[D/2], fp32 as transformers computes it (attention_scaling is 1 for these types).
-std::vector<float> rope_inv_freq(const RopeConfig& config);
+std::vector<float> rope_inv_freq(const RopeConfig& config, int64_t head_dim /* D, even */);
 
 // cos and sin of positions 0..P-1: F32 [P, D/2] each. transformers repeats the D/2 angles
 // twice (emb = cat(freqs, freqs)), so column j serves both dimension j and j + D/2.
@@ -44,6 +29,6 @@ struct RopeTable {
 
 // angle = fp32(float(p) * inv_freq[j]) as transformers' fp32 matmul of a length-1 inner
 // dimension; cos/sin of that fp32 angle, correctly rounded to fp32.
-RopeTable rope_table_build(const RopeConfig& config, int64_t positions, Device device);
+RopeTable rope_table_build(const RopeConfig& config, int64_t head_dim /* D */, int64_t positions, Device device);
 
 }  // namespace nibble

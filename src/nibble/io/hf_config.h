@@ -15,22 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "nibble/core/dtype.h"
+#include "nibble/core/rope_config.h"
 #include "nibble/quant/quant_state.h"
 
 namespace nibble {
-
-enum class RopeType : uint8_t { default_rope, linear, llama3 };
-
-struct RopeConfig {
-  RopeType type = RopeType::default_rope;
-  double theta = 10000.0;
-  double factor = 1.0;  // linear and llama3
-  // llama3 only: wavelengths above original/low_freq_factor are divided by factor, below
-  // original/high_freq_factor kept, and interpolated in between.
-  double low_freq_factor = 0.0;
-  double high_freq_factor = 0.0;
-  int64_t original_max_position_embeddings = 0;
-};
 
 // bitsandbytes 4-bit settings as BitsAndBytesConfig names them.
 struct BnbQuantizationConfig {

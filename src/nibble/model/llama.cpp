@@ -114,13 +114,6 @@ LlamaModel LlamaModel::load(const std::string& dir, Backend& backend, const Llam
 void LlamaModel::finish_setup(int64_t workspace_elements) {
   if (workspace_elements > 0)
     workspace_4bit_ = Tensor::empty({workspace_elements}, dtype_, backend_->device(), MemoryCategory::workspace);
-  rope_.head_dim = hyper_.head_dim;
-  rope_.theta = hyper_.rope_theta;
-  rope_.scaling = parse_rope_scaling(hyper_.rope_type);
-  rope_.factor = hyper_.rope_factor;
-  rope_.low_freq_factor = hyper_.rope_low_freq_factor;
-  rope_.high_freq_factor = hyper_.rope_high_freq_factor;
-  rope_.original_max_position_embeddings = hyper_.rope_original_max_positions;
 }
 
 bool LlamaModel::has_4bit_weights() const { return workspace_4bit_.numel() > 0; }
@@ -156,7 +149,7 @@ KvCache LlamaModel::make_cache(int64_t max_seq) {
 
 void LlamaModel::ensure_rope_positions(int64_t positions) {
   if (rope_table_.positions() >= positions) return;
-  rope_table_ = rope_table_build(rope_, positions, backend_->device());
+  rope_table_ = rope_table_build(hyper_.rope, hyper_.head_dim, positions, backend_->device());
 }
 
 void LlamaModel::prepare_scratch(int64_t T) {

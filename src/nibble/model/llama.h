@@ -108,7 +108,6 @@ class LlamaModel {
   std::vector<LlamaBlock> blocks_;
   Tensor norm_;   // [C]
   LlamaLinear lm_head_;  // [V, C]; shares embed_'s storage when tied
-  RopeConfig rope_;
   RopeTable rope_table_;
   Tensor workspace_4bit_;  // max N*K of the 4-bit linears, compute dtype: their dequantized weight
   Scratch scratch_;

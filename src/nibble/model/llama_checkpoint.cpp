@@ -20,14 +20,6 @@ std::string causal_lm_class(const std::string& model_type) {
   return "Qwen2ForCausalLM";
 }
 
-const char* rope_type_name(RopeType type) {
-  switch (type) {
-    case RopeType::linear: return "linear";
-    case RopeType::llama3: return "llama3";
-    default: return "default";
-  }
-}
-
 LlamaHyper hyper_from_config(const ModelConfig& c) {
   LlamaHyper h;
   h.model_type = c.model_type;
@@ -47,14 +39,7 @@ LlamaHyper hyper_from_config(const ModelConfig& c) {
   h.bos_id = c.bos_token_id;
   h.eos_ids = c.eos_token_ids;
   h.sliding_window = c.sliding_window;
-  h.rope_type = rope_type_name(c.rope.type);
-  h.rope_theta = c.rope.theta;
-  h.rope_factor = c.rope.factor;
-  if (c.rope.type == RopeType::llama3) {
-    h.rope_low_freq_factor = c.rope.low_freq_factor;
-    h.rope_high_freq_factor = c.rope.high_freq_factor;
-    h.rope_original_max_positions = c.rope.original_max_position_embeddings;
-  }
+  h.rope = c.rope;
   return h;
 }
 

@@ -3,9 +3,6 @@
 // on a device. The tensors stay on the CPU as the files hold them (mmap views, the file's dtype);
 // LlamaModel (llama.h) casts, quantizes and uploads them.
 //
-// This header deliberately includes neither io/hf_config.h nor backend/backend.h: both define a
-// nibble::RopeConfig, so no file may include the two (see the report of this module). The config
-// is copied into LlamaHyper, whose RoPE fields are plain values.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "nibble/core/rope_config.h"
 #include "nibble/core/tensor.h"
 #include "nibble/quant/quant_state.h"
 
@@ -39,13 +37,7 @@ struct LlamaHyper {
   std::vector<int64_t> eos_ids;
   std::optional<int64_t> sliding_window;  // attention is full below this many positions
 
-  // RoPE as config.json gives it (rope_type "default", "linear" or "llama3").
-  std::string rope_type = "default";
-  double rope_theta = 10000.0;
-  double rope_factor = 1.0;
-  double rope_low_freq_factor = 1.0;
-  double rope_high_freq_factor = 4.0;
-  int64_t rope_original_max_positions = 8192;
+  RopeConfig rope;  // as config.json gives it
 };
 
 // One linear layer as stored: a 16-bit/fp32 weight or a bitsandbytes 4-bit one, and its bias.
