@@ -36,7 +36,7 @@ nlohmann::json plan_to_json(const MemoryPlan& plan) {
       {"model", plan.model.name},
       {"seq_len", t.seq_len}, {"batch", t.batch}, {"lora_r", t.lora_rank},
       {"lora_targets", t.lora_targets}, {"gradient_checkpointing", t.gradient_checkpointing},
-      {"optim", optimizer_name(t.optimizer)}, {"quant_type", quant_type_name(t.quant.type)},
+      {"optim", adamw_variant_name(t.optimizer)}, {"quant_type", quant_type_name(t.quant.type)},
       {"double_quant", t.quant.double_quant}, {"blocksize", t.quant.blocksize},
       {"parts", parts},
       {"gpu_total_bytes", plan.gpu_total},
@@ -56,7 +56,7 @@ void print_plan(const MemoryPlan& plan) {
              "  gradient checkpointing {}, {}\n\n",
              plan.model.name, quant_type_name(t.quant.type), t.quant.double_quant ? " + DQ" : "",
              t.quant.blocksize, t.batch, t.seq_len, t.lora_rank, t.lora_targets.size(),
-             t.gradient_checkpointing ? "on" : "off", optimizer_name(t.optimizer));
+             t.gradient_checkpointing ? "on" : "off", adamw_variant_name(t.optimizer));
   fmt::print("  {:<36} {:>10}  {:<7} {}\n", "part", "GiB", "counted", "detail");
   for (const MemoryPart& p : plan.parts) {
     bool paged = !p.on_gpu && p.category == MemoryCategory::optimizer;
@@ -88,7 +88,7 @@ void run_memory(const MemoryOptions& options) {
     shape = model_shape_from_config(load_model_config(options.model_dir), name.empty() ? options.model_dir : name);
   }
   TrainShape train = options.train;
-  train.optimizer = parse_optimizer(options.optimizer);
+  train.optimizer = parse_adamw_variant(options.optimizer);
   train.quant.type = parse_quant_type(options.quant_type);
   MemoryPlan plan = plan_memory(shape, train);
   if (options.json)

@@ -55,16 +55,16 @@ TEST(MemoryPlan, CheckpointingKeepsOnlyBlockInputs) {
 TEST(MemoryPlan, OptimizerStates) {
   TrainShape train;
   ModelShape model = *model_preset("llama-7b");
-  train.optimizer = OptimizerKind::adamw;
+  train.optimizer = AdamwVariant::adamw;
   MemoryPlan adam = plan_memory(model, train);
   EXPECT_EQ(part(adam, "optimizer").bytes, adam.lora_params * 8);
   EXPECT_TRUE(part(adam, "optimizer").on_gpu);
-  train.optimizer = OptimizerKind::paged_adamw_8bit;
+  train.optimizer = AdamwVariant::paged_adamw_8bit;
   MemoryPlan eight = plan_memory(model, train);
   EXPECT_FALSE(part(eight, "optimizer").on_gpu);
   EXPECT_LT(part(eight, "optimizer").bytes, adam.lora_params * 2 + adam.lora_params / 16);
   EXPECT_EQ(eight.paged_total, part(eight, "optimizer").bytes);
-  EXPECT_THROW(parse_optimizer("sgd"), Error);
+  EXPECT_THROW(parse_adamw_variant("sgd"), Error);
 }
 
 TEST(MemoryPlan, LoraParameterCount) {

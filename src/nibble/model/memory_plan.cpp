@@ -10,33 +10,6 @@
 
 namespace nibble {
 
-std::string_view optimizer_name(OptimizerKind kind) {
-  switch (kind) {
-    case OptimizerKind::adamw: return "adamw";
-    case OptimizerKind::paged_adamw_32bit: return "paged_adamw_32bit";
-    case OptimizerKind::paged_adamw_8bit: return "paged_adamw_8bit";
-  }
-  return "?";
-}
-
-OptimizerKind parse_optimizer(std::string_view name) {
-  for (OptimizerKind k : {OptimizerKind::adamw, OptimizerKind::paged_adamw_32bit, OptimizerKind::paged_adamw_8bit})
-    if (name == optimizer_name(k)) return k;
-  if (name == "adamw_torch" || name == "adamw_32bit") return OptimizerKind::adamw;
-  fail("unknown optimizer '{}': expected adamw, paged_adamw_32bit or paged_adamw_8bit", name);
-}
-
-namespace {
-
-// bitsandbytes keeps 8-bit state only for tensors of at least 4096 elements, in blocks of 256
-// with a float32 absmax per block and per state (bnb-format.md section 5).
-int64_t adam_state_bytes(int64_t numel, OptimizerKind kind) {
-  if (kind != OptimizerKind::paged_adamw_8bit || numel < 4096) return 2 * numel * 4;
-  return 2 * (numel + quant_blocks(numel, 256) * 4);
-}
-
-}  // namespace
-
 MemoryPlan plan_memory(const ModelShape& model, const TrainShape& train) {
   NIBBLE_CHECK(model.layers > 0 && model.hidden > 0 && model.heads > 0, "model shape '{}' is empty", model.name);
   NIBBLE_CHECK(train.seq_len > 0 && train.batch > 0 && train.lora_rank >= 0,
@@ -60,7 +33,7 @@ MemoryPlan plan_memory(const ModelShape& model, const TrainShape& train) {
     ++lora_targets_per_block;
     int64_t a = train.lora_rank * l.in, b = l.out * train.lora_rank;
     plan.lora_params += (a + b) * model.layers;
-    adam_bytes += (adam_state_bytes(a, train.optimizer) + adam_state_bytes(b, train.optimizer)) * model.layers;
+    adam_bytes += (adamw_state_bytes(a, train.optimizer) + adamw_state_bytes(b, train.optimizer)) * model.layers;
   }
   plan.quantized_params = quantized_parameter_count(model);
   plan.unquantized_params = unquantized_parameter_count(model);
@@ -83,8 +56,8 @@ MemoryPlan plan_memory(const ModelShape& model, const TrainShape& train) {
       MemoryCategory::lora, plan.lora_params * lora_size, true,
       fmt::format("{:.1f} M parameters on {} linears a block", plan.lora_params / 1e6, lora_targets_per_block));
   add("LoRA gradients", MemoryCategory::gradients, plan.lora_params * lora_size, true, "");
-  const bool paged = train.optimizer != OptimizerKind::adamw;
-  add(fmt::format("optimizer states ({})", optimizer_name(train.optimizer)), MemoryCategory::optimizer, adam_bytes,
+  const bool paged = train.optimizer != AdamwVariant::adamw;
+  add(fmt::format("optimizer states ({})", adamw_variant_name(train.optimizer)), MemoryCategory::optimizer, adam_bytes,
       !paged, paged ? "managed memory: moves to the GPU for the update, leaves it under pressure" : "");
 
   ActivationDims dims{model.hidden, model.intermediate, model.heads, model.kv_heads,

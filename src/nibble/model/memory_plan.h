@@ -11,14 +11,10 @@
 #include "nibble/core/dtype.h"
 #include "nibble/core/memory.h"
 #include "nibble/model/model_shape.h"
+#include "nibble/optim/optimizer.h"
 #include "nibble/quant/quant_state.h"
 
 namespace nibble {
-
-enum class OptimizerKind { adamw, paged_adamw_32bit, paged_adamw_8bit };
-
-std::string_view optimizer_name(OptimizerKind kind);
-OptimizerKind parse_optimizer(std::string_view name);  // throws naming the accepted names
 
 struct TrainShape {
   int64_t seq_len = 2048;
@@ -27,7 +23,7 @@ struct TrainShape {
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj",
                                            "gate_proj", "up_proj", "down_proj"};
   bool gradient_checkpointing = true;
-  OptimizerKind optimizer = OptimizerKind::paged_adamw_32bit;
+  AdamwVariant optimizer = AdamwVariant::paged_adamw_32bit;
   QuantConfig quant;
   DType compute_dtype = DType::bf16;
   DType lora_dtype = DType::f32;  // adapter weights, their gradients and master copies
