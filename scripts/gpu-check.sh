@@ -39,8 +39,9 @@ if has golden; then
   golden bnb python3 tests/golden/make_bnb_golden.py tests/golden/bnb
   golden tokenizers python3 tests/golden/make_tokenizer_golden.py tests/golden/tokenizers
   golden chat_templates python3 tests/golden/make_chat_template_golden.py
-  [ -f tests/golden/make_forward_golden.py ] &&
-    golden forward python3 tests/golden/make_forward_golden.py tests/golden/forward
+  golden forward python3 tests/golden/make_forward_golden.py tests/golden/forward
+  golden lora python3 tests/golden/make_lora_golden.py tests/golden/lora
+  golden optim python3 tests/golden/make_optim_golden.py tests/golden/optim
   tar czf "$OUT/golden.tgz" tests/golden
 fi
 
