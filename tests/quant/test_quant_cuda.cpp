@@ -2,17 +2,23 @@
 // Where block absmax are powers of two both reciprocals are exact, so bytes must be identical.
 // On general inputs the GPU's rcp.approx may move a code to its neighbour when the scaled value
 // sits within ~1 ulp of a threshold; every difference must be exactly that (bnb-format.md 1.3).
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "nibble/core/cuda_check.h"
 #include "nibble/core/device.h"
 #include "nibble/core/tensor.h"
+#include "nibble/quant/quant_cuda.h"
 #include "nibble/quant/quantize.h"
 #include "nibble/quant/quantize_cpu.h"
 #include "nibble/quant/sizes.h"
+#include "nibble/quant/torch_mean.h"
 #include "quant_test_util.h"
 
 using namespace nibble;
@@ -48,6 +54,26 @@ std::vector<T> to_host(const Tensor& t) {
   return std::vector<T>(h.data_as<T>(), h.data_as<T>() + h.numel());
 }
 
+
+// The sizes the device torch.mean is checked at: every size of the strided (< 128) and small
+// vectorized launches, powers of two and their neighbours, the single-/multi-CTA edge, the Llama
+// absmax counts (7B/8B at blocksize 64), the edge where the CTA count stops growing with n and
+// the multiprocessor count starts to decide it, and random sizes.
+std::vector<int64_t> torch_mean_sizes(const TorchMeanDevice& facts, int64_t most, std::mt19937_64& rng) {
+  std::vector<int64_t> sizes;
+  for (int64_t n = 1; n <= 300; ++n) sizes.push_back(n);
+  for (int k = 9; k <= 22; ++k)
+    for (int64_t d = -2; d <= 2; ++d) sizes.push_back((int64_t{1} << k) + d);
+  for (int64_t n : {130559, 130560, 130561, 130562, 130563, 262144, 704512, 917504, 3670016}) sizes.push_back(n);
+  // ctas = min(target grid, ceil(ceil(n / 512) / 16)): the clamp binds from 512 * 16 * target on.
+  const int64_t grid = static_cast<int64_t>(facts.multiprocessor_count) * (facts.max_threads_per_multiprocessor / 512);
+  for (int64_t d : {-8193, -1, 0, 1, 8191, 8192, 8193}) sizes.push_back(512 * 16 * grid + d);
+  std::uniform_int_distribution<int64_t> any(1, most);
+  for (int i = 0; i < 60; ++i) sizes.push_back(any(rng));
+  sizes.erase(std::remove_if(sizes.begin(), sizes.end(), [&](int64_t n) { return n < 1 || n > most; }),
+              sizes.end());
+  return sizes;
+}
 
 const DType kInputTypes[] = {DType::f32, DType::f16, DType::bf16};
 const int64_t kBlocksizes[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
@@ -188,4 +214,80 @@ TEST(QuantCuda, DequantizeIntoWorkspaceWritesEveryElement) {
   Tensor expected = dequantize_4bit(cpu, DType::bf16);
   Tensor actual = workspace.to(Device::cpu);
   EXPECT_EQ(0, std::memcmp(expected.data(), actual.data(), expected.nbytes()));
+}
+
+// The device torch.mean (torch_mean_f32_cuda) against the host emulation it replays, bit for bit,
+// with the same device facts: the emulation matches real torch exactly (check_torch_mean), so
+// the kernel must give the same float32, not one within a tolerance. Inputs are absmax-like
+// (positive, ~0.05) and mixed-sign; every size is also run from a pointer 1, 2 and 3 floats past
+// a 16-byte boundary (the head path) and with the pre-2.10 shuffle order.
+TEST(QuantCuda, TorchMeanMatchesHostEmulation) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible";
+  const TorchMeanDevice facts = torch_mean_cuda_device();
+  const int64_t most = 4500000;
+  std::mt19937_64 rng(2011);
+  const std::vector<int64_t> sizes = torch_mean_sizes(facts, most, rng);
+  int64_t partials = torch_mean_f32_cuda_partials(most, facts);
+  for (int64_t n : sizes) partials = std::max(partials, torch_mean_f32_cuda_partials(n, facts));
+  Tensor workspace = Tensor::empty({1 + partials}, DType::f32, Device::cuda);
+  float* mean = workspace.data_as<float>();
+
+  std::uniform_real_distribution<float> absmax_like(0.03f, 0.07f);
+  std::uniform_real_distribution<float> signed_values(-1.0f, 1.0f);
+  for (bool mixed_sign : {false, true}) {
+    std::vector<float> values(static_cast<size_t>(most + 3));
+    for (auto& v : values) v = mixed_sign ? signed_values(rng) : absmax_like(rng);
+    Tensor host = Tensor::empty({most + 3}, DType::f32);
+    std::memcpy(host.data(), values.data(), values.size() * sizeof(float));
+    Tensor device = host.to(Device::cuda);
+    const float* base = device.data_as<float>();
+    std::vector<std::string> mismatches;
+    int64_t checked = 0;
+    auto check = [&](int64_t n, int shift, bool decreasing) {
+      TorchMeanDevice emulated = facts;
+      emulated.warp_offsets_decreasing = decreasing;
+      emulated.misalignment = static_cast<int>(reinterpret_cast<uintptr_t>(base + shift) % 16 / 4);
+      const float expected = torch_cuda_mean_f32(values.data() + shift, n, emulated);
+      torch_mean_f32_cuda(base + shift, n, emulated, mean + 1, mean, nullptr);
+      float actual;
+      NIBBLE_CUDA_CHECK(cudaMemcpy(&actual, mean, sizeof actual, cudaMemcpyDeviceToHost));
+      ++checked;
+      if (float_bits(actual) != float_bits(expected) && mismatches.size() < 10) {
+        mismatches.push_back(::testing::PrintToString(n) + " from +" + std::to_string(shift) +
+                             (decreasing ? "" : " (doubling offsets)") + ": device " +
+                             ::testing::PrintToString(actual) + " emulation " + ::testing::PrintToString(expected));
+      }
+    };
+    for (int64_t n : sizes) {
+      for (int shift = 0; shift < 4; ++shift) check(n, shift, true);
+      check(n, 0, false);
+    }
+    SCOPED_TRACE(mixed_sign ? "mixed-sign inputs" : "positive inputs around 0.05");
+    for (const std::string& m : mismatches) ADD_FAILURE() << "n = " << m;
+    EXPECT_TRUE(mismatches.empty()) << checked << " sizes checked";
+  }
+  // torch's empty mean is NaN.
+  torch_mean_f32_cuda(nullptr, 0, facts, nullptr, mean, nullptr);
+  float empty;
+  NIBBLE_CUDA_CHECK(cudaMemcpy(&empty, mean, sizeof empty, cudaMemcpyDeviceToHost));
+  EXPECT_TRUE(std::isnan(empty));
+}
+
+// quantize_4bit on the device leaves the offset to torch_mean_f32_cuda; with more than 130560
+// blocks (several CTAs, as every large Llama projection has) it must still be the emulation's
+// mean of the same absmax.
+TEST(QuantCuda, DoubleQuantOffsetIsTorchMeanOfAbsmax) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible";
+  std::mt19937 rng(31);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  const int64_t blocks = 200003;
+  const int64_t n = 64 * blocks - 17;
+  std::vector<float> values(static_cast<size_t>(n));
+  for (auto& v : values) v = normal(rng);
+  Tensor host = host_tensor(values, DType::bf16);
+  QuantizedWeight gpu = quantize_4bit(host.to(Device::cuda), QuantConfig{QuantType::nf4, 64, true});
+  std::vector<float> absmax(static_cast<size_t>(blocks));
+  blockwise_absmax_cpu(as_floats(host).data(), n, 64, absmax.data());
+  const float expected = torch_cuda_mean_f32(absmax.data(), blocks, torch_mean_cuda_device());
+  EXPECT_EQ(float_bits(gpu.offset), float_bits(expected)) << gpu.offset << " vs " << expected;
 }

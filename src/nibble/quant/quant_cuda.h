@@ -9,6 +9,7 @@
 
 #include "nibble/core/dtype.h"
 #include "nibble/quant/quant_state.h"
+#include "nibble/quant/torch_mean.h"
 
 namespace nibble {
 
@@ -17,10 +18,22 @@ namespace nibble {
 void quantize_4bit_cuda(const void* x /* [n] of dtype */, DType dtype, int64_t n, int64_t blocksize, QuantType type,
                         uint8_t* packed /* [(n+1)/2] */, float* absmax /* [nb] */, cudaStream_t stream);
 
+// torch.mean(x) for x = float32[n] on the device: the same float32 as torch_cuda_mean_f32
+// (torch_mean.h) given the same `device` facts, written to mean[0]. The misalignment is read from
+// x itself (the 16-byte loads need exactly that one), not from `device`. partials is workspace of
+// torch_mean_f32_cuda_partials(n, device) floats (0 when one CTA suffices; may then be null).
+int64_t torch_mean_f32_cuda_partials(int64_t n, const TorchMeanDevice& device);
+void torch_mean_f32_cuda(const float* x /* [n] */, int64_t n, const TorchMeanDevice& device, float* partials,
+                         float* mean /* [1] */, cudaStream_t stream);
+
+// The current CUDA device's facts as ATen reads them (multiprocessor count, max threads per
+// multiprocessor); misalignment 0.
+TorchMeanDevice torch_mean_cuda_device();
+
 // Double Quantization on the device: 8-bit blocks of 256 of absmax - offset over `map`. The
-// offset is torch's float32 mean of absmax, computed by the caller (torch_mean.h).
+// offset is torch's float32 mean of absmax, left on the device by torch_mean_f32_cuda.
 void double_quantize_cuda(const float* absmax /* [nb] */, int64_t nb, const float* map /* [256] */,
-                          float offset, uint8_t* codes /* [nb] */,
+                          const float* offset /* [1] */, uint8_t* codes /* [nb] */,
                           float* nested_absmax /* [ceil(nb/256)] */, cudaStream_t stream);
 
 // Everything dequantize needs; with double_quant, absmax_codes/nested_*/offset replace absmax.

@@ -6,7 +6,6 @@
 #include "nibble/quant/formats.h"
 #include "nibble/quant/quantize_cpu.h"
 #include "nibble/quant/sizes.h"
-#include "nibble/quant/torch_mean.h"
 
 #ifdef NIBBLE_WITH_CUDA
 #include "nibble/core/cuda_check.h"
@@ -117,12 +116,16 @@ QuantizedWeight quantize_4bit(const Tensor& weight, const QuantConfig& config) {
     quantize_4bit_cuda(weight.data(), weight.dtype(), n, config.blocksize, config.type, w.packed.data_as<uint8_t>(),
                        absmax.data_as<float>(), nullptr);
     if (config.double_quant && blocks > 0) {
-      // The offset reproduces torch's reduction order, emulated on the host (torch_mean.h): absmax
-      // is 1/16 of the packed weight's bytes, so the copy is cheap next to the quantization.
-      Tensor host_absmax = absmax.to(Device::cpu);
-      w.offset = torch_cuda_mean_f32(host_absmax.data_as<float>(), blocks);
-      double_quantize_cuda(absmax.data_as<float>(), blocks, w.nested_code.data_as<float>(), w.offset,
+      // The offset is torch's absmax.mean() with ATen's reduction order replayed on the device
+      // (torch_mean_f32_cuda, the same float32 as torch_mean.h); it stays there for the nested
+      // quantization, and the host reads the one float back at the end. scratch = [mean, partials].
+      const TorchMeanDevice facts = torch_mean_cuda_device();
+      Tensor scratch = Tensor::empty({1 + torch_mean_f32_cuda_partials(blocks, facts)}, DType::f32, device);
+      float* offset = scratch.data_as<float>();
+      torch_mean_f32_cuda(absmax.data_as<float>(), blocks, facts, offset + 1, offset, nullptr);
+      double_quantize_cuda(absmax.data_as<float>(), blocks, w.nested_code.data_as<float>(), offset,
                            w.absmax.data_as<uint8_t>(), w.nested_absmax.data_as<float>(), nullptr);
+      NIBBLE_CUDA_CHECK(cudaMemcpy(&w.offset, offset, sizeof(float), cudaMemcpyDeviceToHost));
     }
 #else
     fail("quantize_4bit: weight is on cuda but this build has no CUDA backend");

@@ -138,8 +138,9 @@ void launch_quantize(const T* x, int64_t n, int64_t blocksize, QuantType type, u
 
 // One thread block of 256 per nested block: c = absmax - offset, max |c|, rcp.approx, binary search.
 __global__ void double_quantize_kernel(const float* __restrict__ absmax, int64_t nb, const float* __restrict__ map,
-                                       const float offset, uint8_t* __restrict__ codes,
+                                       const float* __restrict__ offset_ptr, uint8_t* __restrict__ codes,
                                        float* __restrict__ nested_absmax) {
+  const float offset = *offset_ptr;
   __shared__ float map_shared[kDynamicMapSize];
   __shared__ float warp_max[kDoubleQuantBlocksize / 32];
   map_shared[threadIdx.x] = map[threadIdx.x];
@@ -177,7 +178,7 @@ void quantize_4bit_cuda(const void* x, DType dtype, int64_t n, int64_t blocksize
   }
 }
 
-void double_quantize_cuda(const float* absmax, int64_t nb, const float* map, float offset, uint8_t* codes,
+void double_quantize_cuda(const float* absmax, int64_t nb, const float* map, const float* offset, uint8_t* codes,
                           float* nested_absmax, cudaStream_t stream) {
   if (nb == 0) return;
   const int64_t grid = quant_blocks(nb, kDoubleQuantBlocksize);
