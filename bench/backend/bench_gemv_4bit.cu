@@ -48,20 +48,6 @@ Tensor random_bf16(int64_t rows, int64_t cols, double scale, uint32_t seed) {
   return host.to(Device::cuda);
 }
 
-Dequant4bitArgs args_of(const QuantizedWeight& w) {
-  Dequant4bitArgs a;
-  a.packed = w.packed.data_as<uint8_t>();
-  a.n = w.numel();
-  a.blocksize = w.blocksize;
-  a.type = w.type;
-  a.double_quant = true;
-  a.absmax_codes = w.absmax.data_as<uint8_t>();
-  a.nested_absmax = w.nested_absmax.data_as<float>();
-  a.nested_code = w.nested_code.data_as<float>();
-  a.offset = w.offset;
-  a.nested_blocksize = w.nested_blocksize;
-  return a;
-}
 
 // Median milliseconds of one launch(i): kLaunches of them captured in a graph on `stream`.
 float median_ms(cudaStream_t stream, const std::function<void(int)>& launch) {
@@ -171,11 +157,11 @@ int main(int argc, char** argv) {
 
       auto gemv = [&](int i, Tensor& out) {
         const int s = i % sets;
-        cuda::gemv_4bit_forward_launch(out.data(), x[s].data(), args_of(w[s]), N, K, nullptr, T, DType::bf16, stream);
+        cuda::gemv_4bit_forward_launch(out.data(), x[s].data(), dequant_4bit_args(w[s]), N, K, nullptr, T, DType::bf16, stream);
       };
       auto dequant_gemm = [&](int i, Tensor& out) {
         const int s = i % sets;
-        dequantize_4bit_cuda(args_of(w[s]), workspace.data(), DType::bf16, stream);
+        dequantize_4bit_cuda(dequant_4bit_args(w[s]), workspace.data(), DType::bf16, stream);
         cuda::linear_forward_launch(cublas, out.data(), x[s].data(), workspace.data(), nullptr, T, K, N, DType::bf16,
                                     stream);
       };

@@ -62,20 +62,6 @@ float median_ms(F&& launch, int runs) {
   return times[times.size() / 2];
 }
 
-Dequant4bitArgs args_of(const QuantizedWeight& w) {
-  Dequant4bitArgs a;
-  a.packed = w.packed.data_as<uint8_t>();
-  a.n = w.numel();
-  a.blocksize = w.blocksize;
-  a.type = w.type;
-  a.double_quant = true;
-  a.absmax_codes = w.absmax.data_as<uint8_t>();
-  a.nested_absmax = w.nested_absmax.data_as<float>();
-  a.nested_code = w.nested_code.data_as<float>();
-  a.offset = w.offset;
-  a.nested_blocksize = w.nested_blocksize;
-  return a;
-}
 
 
 }  // namespace
@@ -112,7 +98,7 @@ int main(int argc, char** argv) {
                                               first.nested_absmax.nbytes());
       const double written = static_cast<double>(n) * 2;
       float dequant_ms = median_ms(
-          [&](int i) { dequantize_4bit_cuda(args_of(sets[i % kSets]), outs[i % kSets].data(), DType::bf16, nullptr); },
+          [&](int i) { dequantize_4bit_cuda(dequant_4bit_args(sets[i % kSets]), outs[i % kSets].data(), DType::bf16, nullptr); },
           kRuns);
       float copy_ms = median_ms(
           [&](int i) {

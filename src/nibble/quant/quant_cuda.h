@@ -51,6 +51,9 @@ struct Dequant4bitArgs {
   int64_t nested_blocksize = 256;
 };
 
+// The device pointers and fields of a QuantizedWeight on cuda, as the kernels take them.
+Dequant4bitArgs dequant_4bit_args(const QuantizedWeight& w);
+
 // out[i] = out_dtype(table[code_i] * absmax[i / B]), absmax rebuilt as fl(fl(map*nested)+offset).
 void dequantize_4bit_cuda(const Dequant4bitArgs& args, void* out /* [n] of out_dtype */, DType out_dtype,
                           cudaStream_t stream);

@@ -39,8 +39,10 @@ void check_tensor(const Tensor& t, DType dtype, int64_t numel, Device device, co
                dtype_safetensors_name(dtype), numel, device_name(device));
 }
 
+}  // namespace
+
 #ifdef NIBBLE_WITH_CUDA
-Dequant4bitArgs cuda_args(const QuantizedWeight& w) {
+Dequant4bitArgs dequant_4bit_args(const QuantizedWeight& w) {
   Dequant4bitArgs a;
   a.packed = w.packed.data_as<uint8_t>();
   a.n = w.numel();
@@ -59,8 +61,6 @@ Dequant4bitArgs cuda_args(const QuantizedWeight& w) {
   return a;
 }
 #endif
-
-}  // namespace
 
 void check_quantized_weight(const QuantizedWeight& w, const char* what) {
   quant_check_blocksize(w.blocksize, what);
@@ -156,7 +156,7 @@ void dequantize_4bit_into(const QuantizedWeight& w, Tensor& out, void* cuda_stre
     return;
   }
 #ifdef NIBBLE_WITH_CUDA
-  dequantize_4bit_cuda(cuda_args(w), out.data(), out.dtype(), static_cast<cudaStream_t>(cuda_stream));
+  dequantize_4bit_cuda(dequant_4bit_args(w), out.data(), out.dtype(), static_cast<cudaStream_t>(cuda_stream));
 #else
   fail("dequantize_4bit: weight is on cuda but this build has no CUDA backend");
 #endif
@@ -187,7 +187,7 @@ Tensor dequantize_absmax(const QuantizedWeight& w) {
     return out;
   }
 #ifdef NIBBLE_WITH_CUDA
-  dequantize_absmax_cuda(cuda_args(w), out.data_as<float>(), nullptr);
+  dequantize_absmax_cuda(dequant_4bit_args(w), out.data_as<float>(), nullptr);
   NIBBLE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 #else
   fail("dequantize_absmax: weight is on cuda but this build has no CUDA backend");
