@@ -21,6 +21,11 @@
 //   V   vocabulary size
 //   K   a linear layer's input features, N its output features
 //   P   positions in a RoPE table
+//   M   rows of a general GEMM's output (gemm)
+//
+// Backward ops (training) follow their forward: gradients are named d<input> and computed in
+// fp32 from the forward's saved inputs, each rounded once to its tensor's dtype unless the op
+// says otherwise. Frozen weights (norm weights, the base linears) get no gradient.
 #pragma once
 
 #include <memory>
@@ -56,8 +61,17 @@ class Backend {
 
   // out[T, C] = weight[C] * to_dtype(x * rsqrt(mean(x^2) + eps)), as HF's LlamaRMSNorm: the
   // normalization in fp32, cast to the activation dtype, then the product with the weight
-  // (same dtype) rounded again.
-  virtual void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps) = 0;
+  // (same dtype) rounded again. rstd, when not null, receives the fp32 rsqrt(mean(x^2) + eps)
+  // F32 [T] that rmsnorm_backward can reuse instead of recomputing it.
+  virtual void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps,
+                               Tensor* rstd = nullptr) = 0;
+
+  // dx[T, C] from dy[T, C], the forward's x[T, C] and weight[C] (frozen: no weight gradient).
+  // With n = x * rstd: dx = rstd * (g - n * mean(g * n)), g = dy * weight, all in fp32 (the
+  // forward's rounding of n is taken as the identity, as autograd does), dx rounded once. rstd
+  // is the forward's F32 [T] or null to recompute it from x and eps.
+  virtual void rmsnorm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                const Tensor* rstd, float eps) = 0;
 
   // y[T, N] = x[T, K] @ w[N, K]^T (+ bias[N]); x, w, bias and y share one dtype (F32/F16/BF16),
   // fp32 accumulation, the bias added in fp32, the result rounded once. bias may be null.
@@ -69,6 +83,22 @@ class Backend {
   virtual void linear_4bit_forward(Tensor& y, const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
                                    Tensor& workspace) = 0;
 
+  // The input gradient of linear_forward: dx[T, K] = dy[T, N] @ w[N, K], one dtype, fp32
+  // accumulation, rounded once. (w is frozen; a bias gradient is the caller's column sum.)
+  virtual void linear_backward(Tensor& dx, const Tensor& dy, const Tensor& w) = 0;
+
+  // The same for a 4-bit w [N, K]: dequantized into `workspace` (N*K elements of dy's dtype, any
+  // shape) exactly as linear_4bit_forward does, then linear_backward.
+  virtual void linear_4bit_backward(Tensor& dx, const Tensor& dy, const QuantizedWeight& w, Tensor& workspace) = 0;
+
+  // General GEMM for LoRA: out[M, N] = alpha * op(a)[M, K] @ op(b)[K, N] + beta * out, where
+  // op(a) = a^T when trans_a (a stored [K, M]) and likewise for b. a, b and out may each be F32,
+  // F16 or BF16: inputs are widened to fp32 exactly (PEFT casts x to the adapter's dtype), the
+  // products accumulate in fp32, alpha and beta apply in fp32, out is rounded once. With
+  // beta == 0, out is not read (it may hold NaN).
+  virtual void gemm(Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
+                    float beta) = 0;
+
   // In place, HF's rotate-half RoPE: x = x*cos + rotate_half(x)*sin for q[T, H, D] and
   // k[T, KVH, D], with cos/sin taken from `table` at positions[t] (I32 [T], each in [0, P)).
   // cos and sin are rounded to the activation dtype first, and in 16-bit dtypes each product
@@ -77,17 +107,57 @@ class Backend {
   // (on a GPU at the next synchronize()).
   virtual void rope_forward(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) = 0;
 
+  // In place on the gradients dq[T, H, D] and dk[T, KVH, D]: the rotation by the negative
+  // angle, dx1 = dy1*c + dy2*s, dx2 = dy2*c - dy1*s, with the forward's roundings (cos/sin in
+  // the dtype, each product and the sum rounded in 16-bit dtypes), as autograd computes it.
+  virtual void rope_backward(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeTable& table) = 0;
+
   // Causal grouped-query attention. out[T, H, D] from q[T, H, D], k[S, KVH, D], v[S, KVH, D]
   // with S >= T: key s is at position s and query t at position S - T + t (the first S - T keys
   // come from a KV cache), so query t sees keys [0, S - T + t]. Query head h reads kv head
   // h / (H / KVH) (HF's repeat_kv). Scale 1/sqrt(D); scores and softmax in fp32; the output
-  // rounded once to the activation dtype. One sequence per call: packed sequences need separate
-  // calls (a later issue adds a per-token sequence mask).
+  // rounded once to the activation dtype. One sequence per call (inference, with a KV cache);
+  // training uses attention_packed_forward.
   virtual void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) = 0;
+
+  // Training attention over packed sequences, no cache: out[T, H, D] from q[T, H, D] and
+  // k/v[T, KVH, D]; seq_ids I32 [T] tags each token, a sequence is a maximal run of equal
+  // consecutive ids (as packing lays them out), and query t sees the keys of its own sequence
+  // up to itself (causal within the sequence). Otherwise as attention_forward. lse, when not null, receives the fp32
+  // log-sum-exp of each row's scaled scores, F32 [H, T], for attention_packed_backward.
+  virtual void attention_packed_forward(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& seq_ids) = 0;
+
+  // dq[T, H, D], dk[T, KVH, D], dv[T, KVH, D] from dout[T, H, D] and the forward's q, k, v, out
+  // and lse F32 [H, T] (same seq_ids). The probabilities are recomputed from lse; with
+  // delta[t] = sum(dout[t] * out[t]) (the stored, rounded out), ds = p * (dout . v - delta) and
+  // dq = scale * ds @ k, dk = scale * ds^T @ q, dv = p^T @ dout, dk and dv summed over the H/KVH
+  // query heads of their group. fp32 throughout, each gradient rounded once.
+  virtual void attention_packed_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                         const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                         const Tensor& seq_ids) = 0;
 
   // out[T, F] = to_dtype(silu(gate)) * up, as HF's LlamaMLP: silu in fp32 rounded to the
   // activation dtype, then the product rounded again. gate and up [T, F].
   virtual void swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) = 0;
+
+  // dgate, dup [T, F] from dout, gate, up [T, F]: dup = dout * to_dtype(silu(gate)) (the
+  // forward's rounded activation) and dgate = dout * up * silu'(gate), silu'(g) =
+  // sigmoid(g) * (1 + g * (1 - sigmoid(g))), in fp32, each output rounded once.
+  virtual void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate,
+                               const Tensor& up) = 0;
+
+  // Token cross-entropy over logits[T, V] (F32, or a 16-bit dtype widened exactly) with
+  // labels I32 [T]: labels[t] is row t's target (already shifted), -100 ignores the row, any
+  // other label outside [0, V) throws (on a GPU at the next synchronize()). losses F32 [T]
+  // receives logsumexp(row) - row[label] (0 for ignored rows), in fp32 with the max
+  // subtracted. dlogits, when not null, receives (softmax(row) - onehot(label)) * grad_scale
+  // (zeros for ignored rows), rounded once to its dtype; it may be the logits tensor itself
+  // (in place). For torch's reduction="mean" the caller passes grad_scale = 1 / (non-ignored
+  // tokens of the whole batch) and sums losses with the same factor, so the batch can be fed
+  // in chunks of tokens (hidden rows @ lm_head^T per chunk) and [T, V] never held whole.
+  virtual void cross_entropy(Tensor& losses, Tensor* dlogits, const Tensor& logits, const Tensor& labels,
+                             float grad_scale) = 0;
 };
 
 // The reference backend: plain loops, OpenBLAS for GEMM.

@@ -39,4 +39,23 @@ void linear_4bit_forward_with(Backend& backend, void* cuda_stream, Tensor& y, co
   backend.linear_forward(y, x, dense.reshape(w.shape), bias);
 }
 
+void linear_4bit_backward_with(Backend& backend, void* cuda_stream, Tensor& dx, const Tensor& dy,
+                               const QuantizedWeight& w, Tensor& workspace) {
+  const char* op = "linear_4bit_backward";
+  check_quantized_weight(w, "linear_4bit_backward: w");
+  NIBBLE_CHECK(w.shape.size() == 2, "{}: w has shape {}, expected [N, K]", op, shape_to_string(w.shape));
+  NIBBLE_CHECK(w.device() == backend.device(), "{}: w is on {}, expected {}", op, device_name(w.device()),
+               device_name(backend.device()));
+  NIBBLE_CHECK(dy.defined() && is_activation_dtype(dy.dtype()), "{}: dy is {}, expected F32, F16 or BF16", op,
+               dy.describe());
+  NIBBLE_CHECK(workspace.device() == backend.device() && workspace.dtype() == dy.dtype() &&
+                   workspace.numel() == w.numel(),
+               "{}: workspace is {}, expected {} elements of {} on {}", op, workspace.describe(), w.numel(),
+               dtype_safetensors_name(dy.dtype()), device_name(backend.device()));
+  Tensor dense = workspace.reshape({w.numel()});
+  dequantize_4bit_into(w, dense, cuda_stream);
+  // dx and dy against [N, K] are checked here, naming linear_backward.
+  backend.linear_backward(dx, dy, dense.reshape(w.shape));
+}
+
 }  // namespace nibble

@@ -23,4 +23,9 @@ LinearDims check_linear_4bit_forward(Device device, const Tensor& y, const Tenso
 void linear_4bit_forward_with(Backend& backend, void* cuda_stream, Tensor& y, const Tensor& x,
                               const QuantizedWeight& w, const Tensor* bias, Tensor& workspace);
 
+// The input gradient, same scheme: dx[T, K] = dy[T, N] @ dequantize(w)[N, K] through
+// backend.linear_backward, after the checks linear_4bit_backward names.
+void linear_4bit_backward_with(Backend& backend, void* cuda_stream, Tensor& dx, const Tensor& dy,
+                               const QuantizedWeight& w, Tensor& workspace);
+
 }  // namespace nibble

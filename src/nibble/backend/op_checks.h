@@ -24,17 +24,43 @@ struct RopeDims {
 struct AttentionDims {
   int64_t T, S, H, KVH, D;
 };
+struct GemmDims {
+  int64_t M, N, K;
+};
 
 RowsDims check_embedding_forward(Device device, const Tensor& out, const Tensor& ids, const Tensor& table);
 // add and swiglu: two inputs and an output of one shape and one activation dtype.
 int64_t check_elementwise(const char* op, Device device, const Tensor& out, const Tensor& a, const Tensor& b);
 int64_t check_cast(Device device, const Tensor& out, const Tensor& in);
-RowsDims check_rmsnorm_forward(Device device, const Tensor& out, const Tensor& x, const Tensor& weight, float eps);
+// rstd (may be null) is the optional F32 [T] output.
+RowsDims check_rmsnorm_forward(Device device, const Tensor& out, const Tensor& x, const Tensor& weight, float eps,
+                               const Tensor* rstd = nullptr);
+RowsDims check_rmsnorm_backward(Device device, const Tensor& dx, const Tensor& dy, const Tensor& x,
+                                const Tensor& weight, const Tensor* rstd, float eps);
 LinearDims check_linear_forward(Device device, const Tensor& y, const Tensor& x, const Tensor& w,
                                 const Tensor* bias);
+// dx[T, K], dy[T, N], w[N, K] in one activation dtype.
+LinearDims check_linear_backward(Device device, const Tensor& dx, const Tensor& dy, const Tensor& w);
+// a [M, K] ([K, M] when trans_a), b [K, N] ([N, K] when trans_b), out [M, N], any activation dtypes.
+GemmDims check_gemm(Device device, const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b);
+RopeDims check_rope_backward(Device device, const Tensor& dq, const Tensor& dk, const Tensor& positions,
+                             const RopeTable& table);
 RopeDims check_rope_forward(Device device, const Tensor& q, const Tensor& k, const Tensor& positions,
                             const RopeTable& table);
 AttentionDims check_attention_forward(Device device, const Tensor& out, const Tensor& q, const Tensor& k,
                                       const Tensor& v);
+// S == T; seq_ids I32 [T]; lse (may be null) F32 [H, T].
+AttentionDims check_attention_packed_forward(Device device, const Tensor& out, const Tensor* lse, const Tensor& q,
+                                             const Tensor& k, const Tensor& v, const Tensor& seq_ids);
+AttentionDims check_attention_packed_backward(Device device, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                              const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const Tensor& out, const Tensor& lse, const Tensor& seq_ids);
+// Five tensors of one shape and one activation dtype; returns their element count.
+int64_t check_swiglu_backward(Device device, const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                              const Tensor& gate, const Tensor& up);
+// logits [T, V] (any activation dtype), labels I32 [T], losses F32 [T], dlogits (may be null)
+// [T, V] in any activation dtype; returns T and V (as RowsDims{T, C = V}).
+RowsDims check_cross_entropy(Device device, const Tensor& losses, const Tensor* dlogits, const Tensor& logits,
+                             const Tensor& labels);
 
 }  // namespace nibble

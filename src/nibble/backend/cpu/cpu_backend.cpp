@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "nibble/backend/backend.h"
+#include "nibble/backend/cpu/cpu_backward.h"
 #include "nibble/backend/linear_4bit.h"
 #include "nibble/backend/op_checks.h"
 #include "nibble/core/half.h"
 
 namespace nibble {
 
-namespace {
+namespace cpu {
 
 std::vector<float> to_floats(const Tensor& t) {
   const int64_t n = t.numel();
@@ -61,6 +62,14 @@ void store_floats(Tensor& t, const std::vector<float>& values) {
   }
 }
 
+}  // namespace cpu
+
+namespace {
+
+using cpu::round_to;
+using cpu::store_floats;
+using cpu::to_floats;
+
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::cpu; }
@@ -92,19 +101,22 @@ class CpuBackend final : public Backend {
     store_floats(out, to_floats(in));
   }
 
-  void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override {
-    RowsDims d = check_rmsnorm_forward(Device::cpu, out, x, weight, eps);
+  void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) override {
+    RowsDims d = check_rmsnorm_forward(Device::cpu, out, x, weight, eps, rstd);
     const DType dtype = x.dtype();
     std::vector<float> v = to_floats(x), w = to_floats(weight);
     for (int64_t t = 0; t < d.T; ++t) {
       float* row = v.data() + t * d.C;
-      double sum = 0;
-      for (int64_t c = 0; c < d.C; ++c) sum += static_cast<double>(row[c]) * row[c];
-      float variance = static_cast<float>(sum / static_cast<double>(d.C));
-      float rstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(variance + eps)));
-      for (int64_t c = 0; c < d.C; ++c) row[c] = round_to(dtype, round_to(dtype, row[c] * rstd) * w[c]);
+      const float r = cpu::rmsnorm_rstd(row, d.C, eps);
+      if (rstd != nullptr) rstd->data_as<float>()[t] = r;
+      for (int64_t c = 0; c < d.C; ++c) row[c] = round_to(dtype, round_to(dtype, row[c] * r) * w[c]);
     }
     store_floats(out, v);
+  }
+
+  void rmsnorm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor* rstd,
+                        float eps) override {
+    cpu::rmsnorm_backward(dx, dy, x, weight, rstd, eps);
   }
 
   void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override {
@@ -127,6 +139,17 @@ class CpuBackend final : public Backend {
     linear_4bit_forward_with(*this, nullptr, y, x, w, bias, workspace);
   }
 
+  void linear_backward(Tensor& dx, const Tensor& dy, const Tensor& w) override { cpu::linear_backward(dx, dy, w); }
+
+  void linear_4bit_backward(Tensor& dx, const Tensor& dy, const QuantizedWeight& w, Tensor& workspace) override {
+    linear_4bit_backward_with(*this, nullptr, dx, dy, w, workspace);
+  }
+
+  void gemm(Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
+            float beta) override {
+    cpu::gemm(out, a, trans_a, b, trans_b, alpha, beta);
+  }
+
   void rope_forward(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
     RopeDims d = check_rope_forward(Device::cpu, q, k, positions, table);
     const int32_t* pos = positions.data_as<int32_t>();
@@ -134,8 +157,21 @@ class CpuBackend final : public Backend {
       NIBBLE_CHECK(pos[t] >= 0 && pos[t] < table.positions(),
                    "rope_forward: token {} has position {}, expected a position in [0, {}) (the table's length)", t,
                    pos[t], table.positions());
-    rotate(q, d.T, d.H, d.D, pos, table);
-    rotate(k, d.T, d.KVH, d.D, pos, table);
+    rotate(q, d.T, d.H, d.D, pos, table, 1.0f);
+    rotate(k, d.T, d.KVH, d.D, pos, table, 1.0f);
+  }
+
+  // The transpose of the rotation is the rotation by -angle: the forward with sin negated
+  // (negating is exact, so the roundings land where autograd's do).
+  void rope_backward(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeTable& table) override {
+    RopeDims d = check_rope_backward(Device::cpu, dq, dk, positions, table);
+    const int32_t* pos = positions.data_as<int32_t>();
+    for (int64_t t = 0; t < d.T; ++t)
+      NIBBLE_CHECK(pos[t] >= 0 && pos[t] < table.positions(),
+                   "rope_backward: token {} has position {}, expected a position in [0, {}) (the table's length)", t,
+                   pos[t], table.positions());
+    rotate(dq, d.T, d.H, d.D, pos, table, -1.0f);
+    rotate(dk, d.T, d.KVH, d.D, pos, table, -1.0f);
   }
 
   void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) override {
@@ -172,6 +208,17 @@ class CpuBackend final : public Backend {
     store_floats(out, of);
   }
 
+  void attention_packed_forward(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& seq_ids) override {
+    cpu::attention_packed_forward(out, lse, q, k, v, seq_ids);
+  }
+
+  void attention_packed_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                 const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                 const Tensor& seq_ids) override {
+    cpu::attention_packed_backward(dq, dk, dv, dout, q, k, v, out, lse, seq_ids);
+  }
+
   void swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) override {
     int64_t n = check_elementwise("swiglu_forward", Device::cpu, out, gate, up);
     const DType dtype = gate.dtype();
@@ -183,10 +230,22 @@ class CpuBackend final : public Backend {
     store_floats(out, g);
   }
 
+  void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate,
+                       const Tensor& up) override {
+    cpu::swiglu_backward(dgate, dup, dout, gate, up);
+  }
+
+  void cross_entropy(Tensor& losses, Tensor* dlogits, const Tensor& logits, const Tensor& labels,
+                     float grad_scale) override {
+    cpu::cross_entropy(losses, dlogits, logits, labels, grad_scale);
+  }
+
  private:
   // x[T, heads, D] in place: x1' = x1*c - x2*s, x2' = x2*c + x1*s with x1 = x[j], x2 = x[j + D/2],
-  // cos/sin rounded to the dtype, each product and the sum rounded (identity for F32).
-  static void rotate(Tensor& x, int64_t T, int64_t heads, int64_t D, const int32_t* pos, const RopeTable& table) {
+  // cos/sin rounded to the dtype, each product and the sum rounded (identity for F32). sin_sign
+  // -1 rotates by the negative angle (rope_backward).
+  static void rotate(Tensor& x, int64_t T, int64_t heads, int64_t D, const int32_t* pos, const RopeTable& table,
+                     float sin_sign) {
     const DType dtype = x.dtype();
     const int64_t half = D / 2;
     std::vector<float> v = to_floats(x);
@@ -197,7 +256,7 @@ class CpuBackend final : public Backend {
         float* row = &v[(t * heads + h) * D];
         for (int64_t j = 0; j < half; ++j) {
           const float c = round_to(dtype, cos_table[pos[t] * half + j]);
-          const float s = round_to(dtype, sin_table[pos[t] * half + j]);
+          const float s = sin_sign * round_to(dtype, sin_table[pos[t] * half + j]);
           const float x1 = row[j], x2 = row[j + half];
           row[j] = round_to(dtype, round_to(dtype, x1 * c) + round_to(dtype, -x2 * s));
           row[j + half] = round_to(dtype, round_to(dtype, x2 * c) + round_to(dtype, x1 * s));

@@ -7,6 +7,7 @@
 #include "nibble/backend/backend.h"
 #include "nibble/backend/cuda/attention.cuh"
 #include "nibble/backend/cuda/bad_index.h"
+#include "nibble/backend/cuda/cross_entropy.cuh"
 #include "nibble/backend/cuda/elementwise.cuh"
 #include "nibble/backend/cuda/gemv_4bit.cuh"
 #include "nibble/backend/cuda/linear.cuh"
@@ -44,15 +45,18 @@ class CudaBackend final : public Backend {
   // device so that no op has to wait for the GPU (a wait per layer would stall decoding).
   void synchronize() override {
     NIBBLE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    unsigned long long found[2];
+    unsigned long long found[3];
     NIBBLE_CUDA_CHECK(cudaMemcpy(found, bad_index_, sizeof found, cudaMemcpyDeviceToHost));
-    if (found[0] == cuda::kNoBadIndex && found[1] == cuda::kNoBadIndex) return;
+    if (found[0] == cuda::kNoBadIndex && found[1] == cuda::kNoBadIndex && found[2] == cuda::kNoBadIndex) return;
     NIBBLE_CUDA_CHECK(cudaMemcpy(bad_index_, kNoBadIndexes, sizeof(kNoBadIndexes), cudaMemcpyHostToDevice));
     if (found[0] != cuda::kNoBadIndex)
       fail("embedding_forward: token {} has id {}, expected an id in [0, {})", cuda::bad_index_token(found[0]),
            cuda::bad_index_value(found[0]), last_vocab_);
-    fail("rope_forward: token {} has position {}, expected a position in [0, {}) (the table's length)",
-         cuda::bad_index_token(found[1]), cuda::bad_index_value(found[1]), last_rope_positions_);
+    if (found[1] != cuda::kNoBadIndex)
+      fail("{}: token {} has position {}, expected a position in [0, {}) (the table's length)", last_rope_op_,
+           cuda::bad_index_token(found[1]), cuda::bad_index_value(found[1]), last_rope_positions_);
+    fail("cross_entropy: token {} has label {}, expected -100 (ignored) or a label in [0, {})",
+         cuda::bad_index_token(found[2]), cuda::bad_index_value(found[2]), last_labels_);
   }
 
   void embedding_forward(Tensor& out, const Tensor& ids, const Tensor& table) override {
@@ -72,9 +76,18 @@ class CudaBackend final : public Backend {
     cuda::cast_launch(out.data(), out.dtype(), in.data(), in.dtype(), n, stream_);
   }
 
-  void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override {
-    RowsDims d = check_rmsnorm_forward(Device::cuda, out, x, weight, eps);
-    cuda::rmsnorm_forward_launch(out.data(), x.data(), weight.data(), eps, d.T, d.C, x.dtype(), stream_);
+  void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) override {
+    RowsDims d = check_rmsnorm_forward(Device::cuda, out, x, weight, eps, rstd);
+    cuda::rmsnorm_forward_launch(out.data(), rstd != nullptr ? rstd->data_as<float>() : nullptr, x.data(),
+                                 weight.data(), eps, d.T, d.C, x.dtype(), stream_);
+  }
+
+  void rmsnorm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor* rstd,
+                        float eps) override {
+    RowsDims d = check_rmsnorm_backward(Device::cuda, dx, dy, x, weight, rstd, eps);
+    cuda::rmsnorm_backward_launch(dx.data(), dy.data(), x.data(), weight.data(),
+                                  rstd != nullptr ? rstd->data_as<float>() : nullptr, eps, d.T, d.C, x.dtype(),
+                                  stream_);
   }
 
   void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override {
@@ -94,20 +107,77 @@ class CudaBackend final : public Backend {
     linear_4bit_forward_with(*this, stream_, y, x, w, bias, workspace);
   }
 
+  void linear_backward(Tensor& dx, const Tensor& dy, const Tensor& w) override {
+    LinearDims d = check_linear_backward(Device::cuda, dx, dy, w);
+    cuda::linear_backward_launch(cublas_, dx.data(), dy.data(), w.data(), d.T, d.K, d.N, dy.dtype(), stream_);
+  }
+
+  void linear_4bit_backward(Tensor& dx, const Tensor& dy, const QuantizedWeight& w, Tensor& workspace) override {
+    linear_4bit_backward_with(*this, stream_, dx, dy, w, workspace);
+  }
+
+  // cuBLAS multiplies a and b of one dtype into out of that dtype or F32; other mixes (bf16
+  // activations times fp32 LoRA weights) widen a and b to F32 temporaries, exactly, and go
+  // through an F32 result when out is 16-bit, so out is still rounded once.
+  void gemm(Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
+            float beta) override {
+    GemmDims d = check_gemm(Device::cuda, out, a, trans_a, b, trans_b);
+    if (cuda::gemm_dtypes_supported(out.dtype(), a.dtype(), b.dtype())) {
+      cuda::gemm_launch(cublas_, out.data(), out.dtype(), a.data(), trans_a, b.data(), trans_b, a.dtype(), d.M, d.N,
+                        d.K, alpha, beta, stream_);
+      return;
+    }
+    const Tensor a32 = widened(a), b32 = widened(b);
+    Tensor out32 = out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, Device::cuda);
+    if (beta != 0.0f && out32.data() != out.data()) cast(out32, out);
+    cuda::gemm_launch(cublas_, out32.data(), DType::f32, a32.data(), trans_a, b32.data(), trans_b, DType::f32, d.M,
+                      d.N, d.K, alpha, beta, stream_);
+    if (out32.data() != out.data()) cast(out, out32);
+  }
+
   // A bad position is reported by the next synchronize(); q and k of that token are left as
   // they were.
   void rope_forward(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
     RopeDims d = check_rope_forward(Device::cuda, q, k, positions, table);
     last_rope_positions_ = table.positions();
+    last_rope_op_ = "rope_forward";
     cuda::rope_forward_launch(q.data(), k.data(), positions.data_as<int32_t>(), table.cos.data_as<float>(),
                               table.sin.data_as<float>(), d.T, d.H, d.KVH, d.D, table.positions(), q.dtype(),
                               bad_index_ + 1, stream_);
   }
 
+  void rope_backward(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeTable& table) override {
+    RopeDims d = check_rope_backward(Device::cuda, dq, dk, positions, table);
+    last_rope_positions_ = table.positions();
+    last_rope_op_ = "rope_backward";
+    cuda::rope_backward_launch(dq.data(), dk.data(), positions.data_as<int32_t>(), table.cos.data_as<float>(),
+                               table.sin.data_as<float>(), d.T, d.H, d.KVH, d.D, table.positions(), dq.dtype(),
+                               bad_index_ + 1, stream_);
+  }
+
   void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) override {
     AttentionDims d = check_attention_forward(Device::cuda, out, q, k, v);
-    cuda::attention_forward_launch(out.data(), q.data(), k.data(), v.data(), d.T, d.S, d.H, d.KVH, d.D, q.dtype(),
+    cuda::attention_forward_launch(out.data(), nullptr, q.data(), k.data(), v.data(), nullptr, d.T, d.S, d.H, d.KVH,
+                                   d.D, q.dtype(), stream_);
+  }
+
+  void attention_packed_forward(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& seq_ids) override {
+    AttentionDims d = check_attention_packed_forward(Device::cuda, out, lse, q, k, v, seq_ids);
+    cuda::attention_forward_launch(out.data(), lse != nullptr ? lse->data_as<float>() : nullptr, q.data(), k.data(),
+                                   v.data(), seq_ids.data_as<int32_t>(), d.T, d.S, d.H, d.KVH, d.D, q.dtype(),
                                    stream_);
+  }
+
+  void attention_packed_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                 const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                 const Tensor& seq_ids) override {
+    AttentionDims d = check_attention_packed_backward(Device::cuda, dq, dk, dv, dout, q, k, v, out, lse, seq_ids);
+    // delta[h, t] = dout . out: written by the query-side kernel, read by the key-side one.
+    Tensor delta = Tensor::empty({d.H, d.T}, DType::f32, Device::cuda);
+    cuda::attention_backward_launch(dq.data(), dk.data(), dv.data(), delta.data_as<float>(), dout.data(), q.data(),
+                                    k.data(), v.data(), out.data(), lse.data_as<float>(),
+                                    seq_ids.data_as<int32_t>(), d.T, d.H, d.KVH, d.D, q.dtype(), stream_);
   }
 
   void swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) override {
@@ -115,7 +185,32 @@ class CudaBackend final : public Backend {
     cuda::swiglu_forward_launch(out.data(), gate.data(), up.data(), n, gate.dtype(), stream_);
   }
 
+  void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate,
+                       const Tensor& up) override {
+    int64_t n = check_swiglu_backward(Device::cuda, dgate, dup, dout, gate, up);
+    cuda::swiglu_backward_launch(dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n, gate.dtype(),
+                                 stream_);
+  }
+
+  // A bad label is reported by the next synchronize().
+  void cross_entropy(Tensor& losses, Tensor* dlogits, const Tensor& logits, const Tensor& labels,
+                     float grad_scale) override {
+    RowsDims d = check_cross_entropy(Device::cuda, losses, dlogits, logits, labels);
+    last_labels_ = d.C;
+    cuda::cross_entropy_launch(losses.data_as<float>(), dlogits != nullptr ? dlogits->data() : nullptr,
+                               dlogits != nullptr ? dlogits->dtype() : logits.dtype(), logits.data(), logits.dtype(),
+                               labels.data_as<int32_t>(), d.T, d.C, grad_scale, bad_index_ + 2, stream_);
+  }
+
  private:
+  // t itself when F32, else an F32 copy (exact: every activation dtype widens without rounding).
+  Tensor widened(const Tensor& t) {
+    if (t.dtype() == DType::f32) return t;
+    Tensor copy = Tensor::empty(t.shape(), DType::f32, Device::cuda);
+    cast(copy, t);
+    return copy;
+  }
+
   void release() {
     if (bad_index_ != nullptr) cuda_release(bad_index_, sizeof(kNoBadIndexes), MemoryCategory::workspace);
     if (cublas_ != nullptr) cublasDestroy(cublas_);
@@ -127,12 +222,14 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  // [0] embedding ids, [1] RoPE positions (bad_index.h); the limits of the latest calls name
-  // the expected range in the report.
-  static constexpr unsigned long long kNoBadIndexes[2] = {cuda::kNoBadIndex, cuda::kNoBadIndex};
+  // [0] embedding ids, [1] RoPE positions, [2] cross-entropy labels (bad_index.h); the limits
+  // of the latest calls name the expected range in the report.
+  static constexpr unsigned long long kNoBadIndexes[3] = {cuda::kNoBadIndex, cuda::kNoBadIndex, cuda::kNoBadIndex};
   unsigned long long* bad_index_ = nullptr;
   int64_t last_vocab_ = 0;
   int64_t last_rope_positions_ = 0;
+  const char* last_rope_op_ = "rope_forward";
+  int64_t last_labels_ = 0;
 };
 
 }  // namespace

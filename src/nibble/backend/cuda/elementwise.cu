@@ -47,6 +47,18 @@ __global__ void swiglu_kernel(T* out, const T* gate, const T* up, int64_t n) {
   }
 }
 
+// The forward's rounded activation feeds dup (autograd saves it); silu' is taken in fp32 with
+// each output rounded once.
+template <typename T>
+__global__ void swiglu_backward_kernel(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = to_f32(gate[i]), dy = to_f32(dout[i]);
+    const float sigmoid = 1.0f / (1.0f + expf(-g));
+    dup[i] = from_f32<T>(dy * round_as<T>(g / (1.0f + expf(-g))));  // the forward's expression
+    dgate[i] = from_f32<T>(dy * to_f32(up[i]) * (sigmoid * (1.0f + g * (1.0f - sigmoid))));
+  }
+}
+
 }  // namespace
 
 void embedding_forward_launch(void* out, const int32_t* ids, const void* table, int64_t T, int64_t C, int64_t V,
@@ -90,6 +102,18 @@ void swiglu_forward_launch(void* out, const void* gate, const void* up, int64_t 
     using E = decltype(tag);
     swiglu_kernel<E><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
         static_cast<E*>(out), static_cast<const E*>(gate), static_cast<const E*>(up), n);
+  });
+  NIBBLE_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_backward_launch(void* dgate, void* dup, const void* dout, const void* gate, const void* up, int64_t n,
+                            DType dtype, cudaStream_t stream) {
+  if (n == 0) return;
+  dispatch_activation(dtype, "swiglu_backward", [&](auto tag) {
+    using E = decltype(tag);
+    swiglu_backward_kernel<E><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+        static_cast<E*>(dgate), static_cast<E*>(dup), static_cast<const E*>(dout), static_cast<const E*>(gate),
+        static_cast<const E*>(up), n);
   });
   NIBBLE_CUDA_CHECK_LAUNCH();
 }

@@ -1,4 +1,4 @@
-// Embedding lookup, residual add, dtype cast and SwiGLU: one pass over memory each.
+// Embedding lookup, residual add, dtype cast and SwiGLU (forward and backward): one pass over memory each.
 // Launchers take raw device pointers, sizes and the stream; the backend validates first.
 #pragma once
 
@@ -21,5 +21,8 @@ void cast_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int
 // out[n] = round(round(silu(gate[n])) * up[n]).
 void swiglu_forward_launch(void* out, const void* gate, const void* up, int64_t n, DType dtype,
                            cudaStream_t stream);
+// dup[n] = round(dout * round(silu(gate))), dgate[n] = round(dout * up * silu'(gate)), fp32.
+void swiglu_backward_launch(void* dgate, void* dup, const void* dout, const void* gate, const void* up, int64_t n,
+                            DType dtype, cudaStream_t stream);
 
 }  // namespace nibble::cuda

@@ -16,4 +16,10 @@ void rope_forward_launch(void* q, void* k, const int32_t* positions, const float
                          int64_t H, int64_t KVH, int64_t D, int64_t P, DType dtype, unsigned long long* bad_index,
                          cudaStream_t stream);
 
+// The gradient through rope_forward, in place on dq[T, H, D] and dk[T, KVH, D]: the rotation by
+// the negative angle with the forward's roundings. Bad positions are recorded as above.
+void rope_backward_launch(void* dq, void* dk, const int32_t* positions, const float* cos, const float* sin, int64_t T,
+                          int64_t H, int64_t KVH, int64_t D, int64_t P, DType dtype, unsigned long long* bad_index,
+                          cudaStream_t stream);
+
 }  // namespace nibble::cuda
