@@ -388,6 +388,8 @@ std::vector<OpCase> build_cases() {
       {QuantType::fp4, false, true, 32, 1056, 24},
       {QuantType::nf4, false, true, 128, 75, 19},
       {QuantType::fp4, true, false, 64, 96, 33},
+      // More steps per warp than the MMA kernel's shared-memory stages, a partial last step.
+      {QuantType::nf4, true, true, 64, 5152, 24},
   };
   for (DType dt : dtypes)
     for (int64_t T : {1, 3, 8})

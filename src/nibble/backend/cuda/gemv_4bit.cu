@@ -280,21 +280,7 @@ void gemv_4bit_forward(Tensor& y, const Tensor& x, const QuantizedWeight& w, con
   const LinearDims d = check_linear_4bit_forward(Device::cuda, y, x, w, bias, workspace);
   NIBBLE_CHECK(d.T <= kGemv4bitMaxTokens, "linear_4bit_forward (gemv) on cuda: x is {}, expected at most {} tokens",
                x.describe(), kGemv4bitMaxTokens);
-  Dequant4bitArgs a;
-  a.packed = w.packed.data_as<uint8_t>();
-  a.n = w.numel();
-  a.blocksize = w.blocksize;
-  a.type = w.type;
-  a.double_quant = w.double_quant;
-  if (w.double_quant) {
-    a.absmax_codes = w.absmax.data_as<uint8_t>();
-    a.nested_absmax = w.nested_absmax.data_as<float>();
-    a.nested_code = w.nested_code.data_as<float>();
-    a.offset = w.offset;
-    a.nested_blocksize = w.nested_blocksize;
-  } else {
-    a.absmax = w.absmax.data_as<float>();
-  }
+  const Dequant4bitArgs a = dequant_4bit_args(w);
   gemv_4bit_forward_launch(y.data(), x.data(), a, d.N, d.K, bias != nullptr ? bias->data() : nullptr, d.T, x.dtype(),
                            stream);
 }
