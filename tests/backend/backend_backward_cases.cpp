@@ -1,4 +1,5 @@
 #include "backend_backward_cases.h"
+#include "case_values.h"
 
 #include <gtest/gtest.h>
 
@@ -15,44 +16,6 @@
 namespace nibble::test {
 
 namespace {
-
-// Machine epsilon of a dtype (spacing of values in [1, 2)).
-double eps_of(DType dtype) {
-  switch (dtype) {
-    case DType::bf16: return std::ldexp(1.0, -7);
-    case DType::f16: return std::ldexp(1.0, -10);
-    default: return std::ldexp(1.0, -23);
-  }
-}
-const double kEpsF32 = std::ldexp(1.0, -23);
-
-std::string tag(DType dtype) { return std::string(dtype_safetensors_name(dtype)); }
-
-double round_ref(DType dtype, double x) {
-  float f = static_cast<float>(x);
-  if (dtype == DType::bf16) return bf16_to_float(float_to_bf16(f));
-  if (dtype == DType::f16) return fp16_to_float(float_to_fp16(f));
-  return f;
-}
-
-std::vector<double> doubles(const Tensor& host) {
-  Tensor t = host.device() == Device::cpu ? host : host.to(Device::cpu);
-  std::vector<double> out(t.numel());
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    switch (t.dtype()) {
-      case DType::f32: out[i] = t.data_as<float>()[i]; break;
-      case DType::bf16: out[i] = bf16_to_float(t.data_as<bf16_t>()[i]); break;
-      case DType::f16: out[i] = fp16_to_float(t.data_as<fp16_t>()[i]); break;
-      case DType::i32: out[i] = t.data_as<int32_t>()[i]; break;
-      default: fail("doubles: unexpected {}", t.describe());
-    }
-  }
-  return out;
-}
-
-InputSpec normal(Shape shape, DType dtype, double scale = 1.0, double mean = 0.0) {
-  return InputSpec{std::move(shape), dtype, InputSpec::Kind::normal, mean, scale, 0};
-}
 
 // Row-major C[M, N] = A[M, K] B[K, N] in double.
 std::vector<double> matmul(const std::vector<double>& a, const std::vector<double>& b, int64_t M, int64_t K,
@@ -82,7 +45,7 @@ OpCase rmsnorm_backward_case(DType dt, bool saved_rstd) {
   const int64_t T = 6, C = 200;
   const float eps = 1e-5f;
   OpCase c;
-  c.name = "rmsnorm_backward_" + tag(dt) + (saved_rstd ? "_saved_rstd" : "");
+  c.name = "rmsnorm_backward_" + dtype_tag(dt) + (saved_rstd ? "_saved_rstd" : "");
   c.inputs = {normal({T, C}, dt, 2.0), normal({C}, dt, 0.2, 1.0), normal({T, C}, dt)};
   c.outputs = {{{T, C}, dt}};
   c.run = [=](Backend& b, Tensors& in, Tensors& out) {
@@ -118,7 +81,7 @@ OpCase rope_backward_case(DType dt) {
   RopeConfig config;
   config.theta = 10000.0;
   OpCase c;
-  c.name = "rope_backward_" + tag(dt);
+  c.name = "rope_backward_" + dtype_tag(dt);
   c.inputs = {normal({T, H, D}, dt), normal({T, KVH, D}, dt)};
   c.outputs = {{{T, H, D}, dt}, {{T, KVH, D}, dt}};
   auto positions = [=](Device device) {
@@ -223,7 +186,7 @@ OpCase attention_packed_case(DType dt, std::vector<int64_t> lengths, int64_t H, 
     shape += fmt::format("_{}", n);
   }
   OpCase c;
-  c.name = fmt::format("attention_packed_{}_seqs{}_H{}_KVH{}_D{}", tag(dt), shape, H, KVH, D);
+  c.name = fmt::format("attention_packed_{}_seqs{}_H{}_KVH{}_D{}", dtype_tag(dt), shape, H, KVH, D);
   c.inputs = {normal({T, H, D}, dt), normal({T, KVH, D}, dt), normal({T, KVH, D}, dt), normal({T, H, D}, dt)};
   c.outputs = {{{T, H, D}, dt}, {{H, T}, DType::f32}, {{T, H, D}, dt}, {{T, KVH, D}, dt}, {{T, KVH, D}, dt}};
   c.run = [=](Backend& b, Tensors& in, Tensors& out) {
@@ -241,7 +204,7 @@ OpCase attention_packed_case(DType dt, std::vector<int64_t> lengths, int64_t H, 
 OpCase swiglu_backward_case(DType dt) {
   const Shape shape{7, 130};
   OpCase c;
-  c.name = "swiglu_backward_" + tag(dt);
+  c.name = "swiglu_backward_" + dtype_tag(dt);
   c.inputs = {normal(shape, dt), normal(shape, dt, 3.0), normal(shape, dt)};  // dout, gate, up
   c.outputs = {{shape, dt}, {shape, dt}};
   c.run = [](Backend& b, Tensors& in, Tensors& out) { b.swiglu_backward(out[0], out[1], in[0], in[1], in[2]); };
@@ -263,7 +226,7 @@ OpCase linear_backward_case(DType dt, bool four_bit) {
   const int64_t T = 11, K = 128, N = 72;
   QuantConfig config;
   OpCase c;
-  c.name = std::string(four_bit ? "linear_4bit_backward_" : "linear_backward_") + tag(dt);
+  c.name = std::string(four_bit ? "linear_4bit_backward_" : "linear_backward_") + dtype_tag(dt);
   c.inputs = {normal({T, N}, dt), normal({N, K}, dt, 0.1)};
   c.outputs = {{{T, K}, dt}};
   c.run = [=](Backend& b, Tensors& in, Tensors& out) {
@@ -289,8 +252,8 @@ OpCase gemm_case(DType a_dt, DType b_dt, DType out_dt, bool trans_a, bool trans_
   const int64_t M = 13, K = 24, N = 9;
   const float alpha = 0.75f;
   OpCase c;
-  c.name = fmt::format("gemm_{}{}_{}{}_to_{}_beta{}", tag(a_dt), trans_a ? "T" : "", tag(b_dt), trans_b ? "T" : "",
-                       tag(out_dt), beta != 0.0f ? 1 : 0);
+  c.name = fmt::format("gemm_{}{}_{}{}_to_{}_beta{}", dtype_tag(a_dt), trans_a ? "T" : "", dtype_tag(b_dt), trans_b ? "T" : "",
+                       dtype_tag(out_dt), beta != 0.0f ? 1 : 0);
   c.inputs = {normal(trans_a ? Shape{K, M} : Shape{M, K}, a_dt), normal(trans_b ? Shape{N, K} : Shape{K, N}, b_dt),
               normal({M, N}, out_dt)};
   c.outputs = {{{M, N}, out_dt}};
@@ -323,7 +286,7 @@ OpCase cross_entropy_case(DType logits_dt, DType grad_dt, bool in_place) {
   const int64_t counted = T - T / 4;
   const float grad_scale = 1.0f / static_cast<float>(counted);
   OpCase c;
-  c.name = "cross_entropy_" + tag(logits_dt) + "_grad_" + tag(grad_dt) + (in_place ? "_in_place" : "");
+  c.name = "cross_entropy_" + dtype_tag(logits_dt) + "_grad_" + dtype_tag(grad_dt) + (in_place ? "_in_place" : "");
   c.inputs = {normal({T, V}, logits_dt, 3.0)};
   c.outputs = {{{T}, DType::f32}, {{T, V}, grad_dt}};
   c.run = [=](Backend& b, Tensors& in, Tensors& out) {
