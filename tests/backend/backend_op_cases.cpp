@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "nibble/core/half.h"
+#include "nibble/core/rng.h"
 #include "nibble/quant/quantize.h"
 
 namespace nibble::test {
@@ -299,6 +300,28 @@ OpCase swiglu_case(DType dt) {
   return c;
 }
 
+// The mask is drawn from Philox in the reference too, so a backend that drew another mask, or
+// scaled by anything but 1/(1-p), would be off by whole elements, far past the bound.
+OpCase dropout_case(DType in_dt, DType out_dt, float p) {
+  const Shape shape{8, 130};
+  OpCase c;
+  c.name = "dropout_" + dtype_tag(in_dt) + "_to_" + dtype_tag(out_dt);
+  c.inputs = {normal(shape, in_dt)};
+  c.outputs = {{shape, out_dt}};
+  constexpr uint64_t kSeed = 1234, kStream = 77;
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) { b.dropout(out[0], in[0], p, kSeed, kStream); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> x = doubles(in[0]);
+    const double scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = philox_uniform_at(kSeed, kStream, i) >= p ? round_ref(out_dt, x[i] * scale) : 0.0;
+    return Values{x};
+  };
+  c.bound = eps_of(out_dt) + kEpsF32;
+  c.bound_origin = "one rounding of x * scale to the output dtype, after an fp32 product";
+  return c;
+}
+
 std::vector<OpCase> build_cases() {
   const DType dtypes[] = {DType::f32, DType::bf16, DType::f16};
   RopeConfig plain;  // head_dim 32
@@ -326,7 +349,9 @@ std::vector<OpCase> build_cases() {
     cases.push_back(attention_case(dt, 1, 300, 2, 2, 128));   // one decode step, many keys
     cases.push_back(attention_case(dt, 70, 70, 2, 1, 16));    // more queries than a tile
     cases.push_back(swiglu_case(dt));
+    cases.push_back(dropout_case(dt, DType::f32, 0.25f));
   }
+  cases.push_back(dropout_case(DType::f32, DType::bf16, 0.1f));
   const GemvShape gemv_shapes[] = {
       {QuantType::nf4, true, false, 64, 160, 40},
       {QuantType::fp4, false, true, 32, 1056, 24},
@@ -472,6 +497,9 @@ void check_rejects_bad_arguments(Backend& b) {
   expect_error_naming("swiglu_forward", [&] { b.swiglu_forward(out, a, c); });
   Tensor cast_out = on(b, DType::f32, {3, 3});
   expect_error_naming("cast", [&] { b.cast(cast_out, a); });
+  Tensor dropped = on(b, DType::f32, {2, 3});
+  expect_error_naming("p = 1", [&] { b.dropout(dropped, a, 1.0f, 0, 0); });
+  expect_error_naming("dropout", [&] { b.dropout(cast_out, a, 0.1f, 0, 0); });
 }
 
 }  // namespace nibble::test

@@ -32,6 +32,22 @@ TEST(CpuBackend, RejectsBadArguments) {
   check_rejects_bad_arguments(*backend);
 }
 
+// The op cases check the mask against Philox; this checks Philox gives the rate asked for:
+// with n = 200,000 draws the dropped share has standard deviation sqrt(p(1-p)/n) < 0.0011, and
+// the bound is five of those.
+TEST(CpuBackend, DropoutDropsTheAskedShare) {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  for (float p : {0.05f, 0.1f, 0.5f}) {
+    Tensor in = Tensor::empty({200000}, DType::f32);
+    for (int64_t i = 0; i < in.numel(); ++i) in.data_as<float>()[i] = 1.0f;
+    Tensor out = Tensor::empty({200000}, DType::f32);
+    backend->dropout(out, in, p, 7, 3);
+    int64_t dropped = 0;
+    for (int64_t i = 0; i < out.numel(); ++i) dropped += out.data_as<float>()[i] == 0.0f;
+    EXPECT_NEAR(static_cast<double>(dropped) / out.numel(), p, 0.0055) << "p = " << p;
+  }
+}
+
 TEST(CpuBackend, MakeBackend) {
   EXPECT_EQ(make_backend(Device::cpu)->device(), Device::cpu);
 #ifndef NIBBLE_WITH_CUDA

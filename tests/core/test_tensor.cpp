@@ -23,6 +23,17 @@ TEST(Tensor, CopyIsIndependent) {
   EXPECT_EQ(b.data_as<float>()[3], 3.0f);
 }
 
+TEST(Tensor, RowsShareStorage) {
+  Tensor t = Tensor::zeros({4, 3}, DType::f32);
+  Tensor middle = t.rows(1, 2);
+  EXPECT_EQ(middle.shape(), (Shape{2, 3}));
+  middle.data_as<float>()[0] = 5.0f;  // row 1, column 0
+  EXPECT_EQ(t.data_as<float>()[3], 5.0f);
+  EXPECT_EQ(t.rows(4, 0).numel(), 0);
+  EXPECT_THROW(t.rows(3, 2), Error);
+  EXPECT_THROW(t.rows(-1, 1), Error);
+}
+
 TEST(Tensor, ParseDevice) {
   EXPECT_EQ(parse_device("cpu"), Device::cpu);
   EXPECT_THROW(parse_device("tpu"), Error);

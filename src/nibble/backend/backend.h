@@ -59,6 +59,14 @@ class Backend {
   // out = in converted to out's dtype (F32/F16/BF16), round to nearest even. Same shape.
   virtual void cast(Tensor& out, const Tensor& in) = 0;
 
+  // Inverted dropout, as torch.nn.Dropout in training: out[i] = in[i] * (1 / (1 - p)) where
+  // keep(i), else 0, with keep(i) = philox_uniform_at(seed, stream, i) >= p (core/rng.h). The mask
+  // is a pure function of (seed, stream, i), the same on every device and every time it is drawn,
+  // so the backward applies the same call to the gradient and gradient checkpointing recomputes
+  // the same mask. in and out: same shape, each F32, F16 or BF16 (in widened exactly, the product
+  // in fp32, out rounded once). p in [0, 1).
+  virtual void dropout(Tensor& out, const Tensor& in, float p, uint64_t seed, uint64_t stream) = 0;
+
   // out[T, C] = weight[C] * to_dtype(x * rsqrt(mean(x^2) + eps)), as HF's LlamaRMSNorm: the
   // normalization in fp32, cast to the activation dtype, then the product with the weight
   // (same dtype) rounded again. rstd, when not null, receives the fp32 rsqrt(mean(x^2) + eps)

@@ -71,6 +71,14 @@ int64_t check_cast(Device device, const Tensor& out, const Tensor& in) {
   return in.numel();
 }
 
+int64_t check_dropout(Device device, const Tensor& out, const Tensor& in, float p) {
+  check_activation("dropout", "in", in, device);
+  check_activation("dropout", "out", out, device);
+  check_shape("dropout", "out", out, in.shape(), "the input's shape");
+  NIBBLE_CHECK(p >= 0.0f && p < 1.0f, "dropout: p = {}, expected a probability in [0, 1)", p);
+  return in.numel();
+}
+
 namespace {
 
 void check_f32(const char* op, const char* name, const Tensor& t, const Shape& shape, const char* letters,

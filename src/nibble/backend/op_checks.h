@@ -32,6 +32,8 @@ RowsDims check_embedding_forward(Device device, const Tensor& out, const Tensor&
 // add and swiglu: two inputs and an output of one shape and one activation dtype.
 int64_t check_elementwise(const char* op, Device device, const Tensor& out, const Tensor& a, const Tensor& b);
 int64_t check_cast(Device device, const Tensor& out, const Tensor& in);
+// check_cast's rules plus p in [0, 1).
+int64_t check_dropout(Device device, const Tensor& out, const Tensor& in, float p);
 // rstd (may be null) is the optional F32 [T] output.
 RowsDims check_rmsnorm_forward(Device device, const Tensor& out, const Tensor& x, const Tensor& weight, float eps,
                                const Tensor* rstd = nullptr);

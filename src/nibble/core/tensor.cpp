@@ -99,6 +99,16 @@ Tensor Tensor::reshape(const Shape& shape) const {
   return t;
 }
 
+Tensor Tensor::rows(int64_t first, int64_t count) const {
+  NIBBLE_CHECK(rank() >= 1 && first >= 0 && count >= 0 && first + count <= shape_[0],
+               "rows [{}, {}) of {}: expected a range within the first dimension", first, first + count, describe());
+  Tensor t = *this;
+  t.shape_[0] = count;
+  const size_t row_bytes = shape_[0] == 0 ? 0 : nbytes() / static_cast<size_t>(shape_[0]);
+  t.data_ = static_cast<char*>(data_) + static_cast<size_t>(first) * row_bytes;
+  return t;
+}
+
 Tensor Tensor::view_as(DType dtype, const Shape& shape) const {
   NIBBLE_CHECK(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype) == nbytes(),
                "cannot view {} as {}{}", describe(), dtype_safetensors_name(dtype), shape_to_string(shape));

@@ -59,6 +59,8 @@ class Tensor {
   Tensor reshape(const Shape& shape) const;
   // Same storage, another element type of the same total size (a byte reinterpretation).
   Tensor view_as(DType dtype, const Shape& shape) const;
+  // Same storage, rows [first, first + count) of the first dimension (a contiguous block).
+  Tensor rows(int64_t first, int64_t count) const;
   // A copy on `device` (a copy even when the device is the same).
   Tensor to(Device device, MemoryCategory category = MemoryCategory::workspace) const;
   void copy_from(const Tensor& source);

@@ -168,6 +168,30 @@ void LlamaModel::prepare_scratch(int64_t T) {
 }
 
 void LlamaModel::project(Tensor& y, const Tensor& x, const LlamaLinear& linear) {
+  project_base(y, x, linear);
+  if (linear.lora) lora_forward(*backend_, y, x, *linear.lora, nullptr, nullptr);
+}
+
+LlamaLinear* LlamaModel::find_linear(const std::string& module) {
+  for (LlamaLinear* l : block_linears()) {
+    if (l->name == module) return l;
+  }
+  return nullptr;
+}
+
+std::vector<LlamaLinear*> LlamaModel::block_linears() {
+  std::vector<LlamaLinear*> all;
+  for (LlamaBlock& b : blocks_) {
+    for (LlamaLinear* l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down}) all.push_back(l);
+  }
+  return all;
+}
+
+void LlamaModel::clear_lora() {
+  for (LlamaLinear* l : block_linears()) l->lora.reset();
+}
+
+void LlamaModel::project_base(Tensor& y, const Tensor& x, const LlamaLinear& linear) {
   const Tensor* bias = linear.bias.defined() && linear.bias.numel() > 0 ? &linear.bias : nullptr;
   if (linear.is_4bit()) {
     Tensor workspace = workspace_4bit_.reshape({workspace_4bit_.numel()});

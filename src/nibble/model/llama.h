@@ -3,7 +3,8 @@
 //   x += o(attention(rope(q(rms(x))), rope(k(rms(x))), v(rms(x))))
 //   x += down(silu(gate(rms(x))) * up(rms(x)))
 // then the final norm and lm_head. Every linear goes through project(), which picks the 16-bit or
-// the 4-bit path; LoRA will be added there.
+// the 4-bit path, then adds the projection's LoRA adapter when it has one (llama_lora.h).
+// Training (forward with saved activations, and backward) is LlamaTraining (llama_training.h).
 //
 // Letters: T tokens of this call, S cached + new positions, C hidden, H heads, KVH kv heads,
 // D head_dim, F intermediate, V vocab (as in backend.h).
@@ -17,6 +18,7 @@
 #include "nibble/backend/backend.h"
 #include "nibble/model/kv_cache.h"
 #include "nibble/model/llama_checkpoint.h"
+#include "nibble/model/llama_lora.h"
 #include "nibble/quant/quant_state.h"
 
 namespace nibble {
@@ -38,6 +40,7 @@ struct LlamaLinear {
   Tensor weight;     // [N, K], compute dtype, when not 4-bit
   std::optional<QuantizedWeight> weight_4bit;  // [N, K]
   Tensor bias;       // [N] compute dtype, or undefined
+  std::optional<LlamaLora> lora;  // an adapter, applied unmerged
   bool is_4bit() const { return weight_4bit.has_value(); }
 };
 
@@ -77,10 +80,21 @@ class LlamaModel {
   // needs no more, and lm_head is the largest GEMM of a small model).
   Tensor forward(const std::vector<int32_t>& ids, KvCache& cache, bool last_only = false);
 
-  // Every projection of the model: y[T, N] = x[T, K] @ W[N, K]^T (+ bias[N]), 16-bit or 4-bit.
+  // Every projection of the model: y[T, N] = x[T, K] @ W[N, K]^T (+ bias[N]), 16-bit or 4-bit,
+  // plus the adapter's output when the linear has one (no dropout: inference).
   void project(Tensor& y /* [T, N] */, const Tensor& x /* [T, K] */, const LlamaLinear& linear);
+  // The base part alone: W x (+ bias).
+  void project_base(Tensor& y /* [T, N] */, const Tensor& x /* [T, K] */, const LlamaLinear& linear);
+
+  // A block projection by its HF module name ("model.layers.3.mlp.down_proj"), or null.
+  LlamaLinear* find_linear(const std::string& module);
+  // Every block projection, layer by layer in q, k, v, o, gate, up, down order.
+  std::vector<LlamaLinear*> block_linears();
+  // Removes every LoRA adapter.
+  void clear_lora();
 
  private:
+  friend class LlamaTraining;
   LlamaModel() = default;
   // Buffers of one forward call of T tokens, allocated once per T (decode reuses T = 1's).
   struct Scratch {

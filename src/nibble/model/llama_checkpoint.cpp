@@ -164,4 +164,19 @@ LlamaCheckpoint read_llama_checkpoint(const std::string& dir) {
   return ck;
 }
 
+ModelShape model_shape_of(const LlamaHyper& hyper, const std::string& name) {
+  ModelShape shape;
+  shape.name = name;
+  shape.hidden = hyper.hidden;
+  shape.intermediate = hyper.intermediate;
+  shape.layers = hyper.layers;
+  shape.heads = hyper.heads;
+  shape.kv_heads = hyper.kv_heads;
+  shape.head_dim = hyper.head_dim;
+  shape.vocab = hyper.vocab;
+  shape.tied_embeddings = hyper.tied_embeddings;
+  shape.qkv_bias = hyper.qkv_bias;
+  return shape;
+}
+
 }  // namespace nibble

@@ -12,6 +12,7 @@
 
 #include "nibble/core/rope_config.h"
 #include "nibble/core/tensor.h"
+#include "nibble/model/model_shape.h"
 #include "nibble/quant/quant_state.h"
 
 namespace nibble {
@@ -39,6 +40,9 @@ struct LlamaHyper {
 
   RopeConfig rope;  // as config.json gives it
 };
+
+// The dimensions alone, as `nibble memory` and lora/ take them; `name` names the model in reports.
+ModelShape model_shape_of(const LlamaHyper& hyper, const std::string& name);
 
 // One linear layer as stored: a 16-bit/fp32 weight or a bitsandbytes 4-bit one, and its bias.
 struct LlamaCheckpointLinear {

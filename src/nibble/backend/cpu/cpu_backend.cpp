@@ -13,6 +13,7 @@
 #include "nibble/backend/linear_4bit.h"
 #include "nibble/backend/op_checks.h"
 #include "nibble/core/half.h"
+#include "nibble/core/rng.h"
 
 namespace nibble {
 
@@ -99,6 +100,15 @@ class CpuBackend final : public Backend {
   void cast(Tensor& out, const Tensor& in) override {
     check_cast(Device::cpu, out, in);
     store_floats(out, to_floats(in));
+  }
+
+  void dropout(Tensor& out, const Tensor& in, float p, uint64_t seed, uint64_t stream) override {
+    const int64_t n = check_dropout(Device::cpu, out, in, p);
+    const float scale = 1.0f / (1.0f - p);
+    std::vector<float> v = to_floats(in);
+    for (int64_t i = 0; i < n; ++i)
+      v[i] = philox_uniform_at(seed, stream, static_cast<uint64_t>(i)) >= p ? v[i] * scale : 0.0f;
+    store_floats(out, v);
   }
 
   void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) override {

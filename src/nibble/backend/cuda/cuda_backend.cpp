@@ -76,6 +76,12 @@ class CudaBackend final : public Backend {
     cuda::cast_launch(out.data(), out.dtype(), in.data(), in.dtype(), n, stream_);
   }
 
+  void dropout(Tensor& out, const Tensor& in, float p, uint64_t seed, uint64_t stream) override {
+    const int64_t n = check_dropout(Device::cuda, out, in, p);
+    cuda::dropout_launch(out.data(), out.dtype(), in.data(), in.dtype(), n, p, 1.0f / (1.0f - p), seed, stream,
+                         stream_);
+  }
+
   void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) override {
     RowsDims d = check_rmsnorm_forward(Device::cuda, out, x, weight, eps, rstd);
     cuda::rmsnorm_forward_launch(out.data(), rstd != nullptr ? rstd->data_as<float>() : nullptr, x.data(),

@@ -3,6 +3,7 @@
 #include "nibble/backend/cuda/bad_index.h"
 #include "nibble/backend/cuda/element.cuh"
 #include "nibble/core/cuda_check.h"
+#include "nibble/core/rng.h"
 
 namespace nibble::cuda {
 
@@ -34,6 +35,15 @@ template <typename To, typename From>
 __global__ void cast_kernel(To* out, const From* in, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<To>(to_f32(in[i]));
+}
+
+template <typename To, typename From>
+__global__ void dropout_kernel(To* out, const From* in, int64_t n, float p, float scale, uint64_t seed,
+                               uint64_t stream_id) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const bool keep = philox_uniform_at(seed, stream_id, static_cast<uint64_t>(i)) >= p;
+    out[i] = from_f32<To>(keep ? to_f32(in[i]) * scale : 0.0f);
+  }
 }
 
 // HF's LlamaMLP: act_fn(gate) is a tensor of the activation dtype (silu computed in fp32 and
@@ -90,6 +100,20 @@ void cast_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int
       using From = decltype(in_tag);
       cast_kernel<To, From><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<To*>(out),
                                                                             static_cast<const From*>(in), n);
+    });
+  });
+  NIBBLE_CUDA_CHECK_LAUNCH();
+}
+
+void dropout_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int64_t n, float p, float scale,
+                    uint64_t seed, uint64_t stream_id, cudaStream_t stream) {
+  if (n == 0) return;
+  dispatch_activation(out_dtype, "dropout", [&](auto out_tag) {
+    dispatch_activation(in_dtype, "dropout", [&](auto in_tag) {
+      using To = decltype(out_tag);
+      using From = decltype(in_tag);
+      dropout_kernel<To, From><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+          static_cast<To*>(out), static_cast<const From*>(in), n, p, scale, seed, stream_id);
     });
   });
   NIBBLE_CUDA_CHECK_LAUNCH();

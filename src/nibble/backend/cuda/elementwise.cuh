@@ -18,6 +18,9 @@ void embedding_forward_launch(void* out, const int32_t* ids, const void* table, 
 void add_forward_launch(void* out, const void* a, const void* b, int64_t n, DType dtype, cudaStream_t stream);
 // out[n] = in[n] converted from in_dtype to out_dtype.
 void cast_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int64_t n, cudaStream_t stream);
+// out[n] = keep(n) ? in[n] * scale : 0 with keep(n) = philox_uniform_at(seed, stream, n) >= p.
+void dropout_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int64_t n, float p, float scale,
+                    uint64_t seed, uint64_t stream_id, cudaStream_t stream);
 // out[n] = round(round(silu(gate[n])) * up[n]).
 void swiglu_forward_launch(void* out, const void* gate, const void* up, int64_t n, DType dtype,
                            cudaStream_t stream);
