@@ -42,6 +42,7 @@ if has golden; then
   golden forward python3 tests/golden/make_forward_golden.py tests/golden/forward
   golden lora python3 tests/golden/make_lora_golden.py tests/golden/lora
   golden optim python3 tests/golden/make_optim_golden.py tests/golden/optim
+  golden lora_grad python3 tests/golden/make_lora_grad_golden.py tests/golden/lora_grad
   tar czf "$OUT/golden.tgz" tests/golden
 fi
 
