@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <utility>
 #include <vector>
@@ -80,6 +81,20 @@ void write_tiny_llama(const std::string& dir, const TinyModelSpec& s) {
       {"torch_dtype", std::string(dtype_torch_name(s.dtype))},
   };
   std::ofstream(dir + "/config.json") << config.dump(2) << "\n";
+}
+
+void write_tiny_tokenizer(const std::string& dir) {
+  const std::string golden = std::string(NIBBLE_SOURCE_DIR) + "/tests/golden";
+  fs::copy_file(golden + "/tokenizers/smollm2/tokenizer.json", dir + "/tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  std::ifstream template_file(golden + "/chat_templates/smollm2_instruct.jinja");
+  const std::string chat_template((std::istreambuf_iterator<char>(template_file)), std::istreambuf_iterator<char>());
+  NIBBLE_CHECK(!chat_template.empty(), "tests/golden/chat_templates/smollm2_instruct.jinja is missing");
+  const nlohmann::json config = {{"bos_token", "<|im_start|>"},
+                                 {"eos_token", "<|im_end|>"},
+                                 {"pad_token", "<|im_end|>"},
+                                 {"chat_template", chat_template}};
+  std::ofstream(dir + "/tokenizer_config.json") << config.dump(1) << "\n";
 }
 
 TempDir::TempDir(const std::string& prefix) {

@@ -25,6 +25,11 @@ struct TinyModelSpec {
 // Writes DIR/config.json and DIR/model.safetensors (creating DIR). Weights ~ N(0, stddev).
 void write_tiny_llama(const std::string& dir, const TinyModelSpec& spec = {});
 
+// Puts a real tokenizer into DIR: tokenizer.json of tests/golden/tokenizers/smollm2 (byte-level
+// BPE, 3000 ids: use TinyModelSpec::vocab = 3000 with it) and a tokenizer_config.json with its
+// special tokens and SmolLM2's ChatML chat template, so data of every format can be read.
+void write_tiny_tokenizer(const std::string& dir);
+
 // A fresh empty folder under the system temp dir, removed when the object goes away.
 class TempDir {
  public:
