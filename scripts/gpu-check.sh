@@ -91,6 +91,8 @@ if has bench; then
   run_bench bench_gemv_4bit $build/bench/backend/bench_gemv_4bit "$jsonl"
   run_bench bench_decode $build/bench/model/bench_decode "$jsonl"
   run_bench peer_decode python3 bench/peers/decode_bench.py --out "$jsonl"
+  run_bench bench_train_step_7b $build/bench/train/bench_train_step "$jsonl" llama2-7b 2048 1 4
+  run_bench peer_train_step_7b python3 bench/peers/train_step_peer.py "$jsonl" llama2-7b 2048 1 4
   run_bench bench_tokenizer $build/bench/text/bench_tokenizer $tok 10
   run_bench peer_tokenizers python3 bench/peers/tokenizers_bench.py $tok 10
   [ -f "$jsonl.stdout" ] && cat "$jsonl.stdout" >> "$jsonl" && rm "$jsonl.stdout"
