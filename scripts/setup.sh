@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config git
           nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libopenblas-dev
-          libgtest-dev libgmock-dev libbenchmark-dev python3)
+          libgtest-dev libgmock-dev libbenchmark-dev python3
+          curl ca-certificates  # scripts/fetch-model.sh: the quickstart's model from PyPI
+          zlib1g-dev  # zlib: tests only, to decode the PNGs nibble writes
+          clang libclang-rt-14-dev)  # scripts/fuzz.sh: clang++ and libFuzzer (libclang_rt.fuzzer)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

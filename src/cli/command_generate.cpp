@@ -1,6 +1,7 @@
 // nibble generate: text from a model folder (16-bit or bitsandbytes 4-bit), streamed as it comes.
 // --prompt continues a text; --chat is a conversation through the model's chat template, one
-// user line at a time from stdin, until /exit or end of input.
+// user line at a time from stdin, until /exit or end of input. --adapter applies a LoRA adapter
+// (PEFT's or nibble's) unmerged, as PEFT does.
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -11,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "nibble/backend/backend.h"
+#include "cli/model_options.h"
 #include "nibble/core/error.h"
 #include "nibble/model/generate.h"
 #include "nibble/model/llama.h"
@@ -23,8 +24,7 @@ namespace nibble::cli {
 namespace {
 
 struct GenerateCommandOptions {
-  std::string model_dir;
-  std::string adapter_dir;
+  ModelOptions model;
   std::string prompt;
   bool chat = false;
   std::string system;
@@ -35,19 +35,9 @@ struct GenerateCommandOptions {
   float repetition_penalty = 1.0f;
   uint64_t seed = 0;
   std::vector<std::string> stop;
-  std::string device;
-  std::string dtype;
-  std::string quantize;
   int64_t max_seq = 4096;
   bool stats = false;
 };
-
-DType parse_compute_dtype(const std::string& name) {
-  if (name == "f32" || name == "float32") return DType::f32;
-  if (name == "f16" || name == "float16") return DType::f16;
-  if (name == "bf16" || name == "bfloat16") return DType::bf16;
-  fail("--dtype {}: expected f32, f16 or bf16", name);
-}
 
 void print_text(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -63,17 +53,11 @@ void print_stats(const GenerateResult& r) {
 class Generator {
  public:
   explicit Generator(const GenerateCommandOptions& o) : options_(o) {
-    NIBBLE_CHECK(o.adapter_dir.empty(), "--adapter {}: LoRA adapters are not yet supported by nibble generate (they "
-                 "come with LoRA support); run without --adapter", o.adapter_dir);
     NIBBLE_CHECK(o.chat != !o.prompt.empty(), "give exactly one of --prompt \"...\" or --chat");
-    const Device device = o.device.empty() ? (cuda_available() ? Device::cuda : Device::cpu) : parse_device(o.device);
-    backend_ = make_backend(device);
-    LlamaLoadOptions load;
-    if (!o.dtype.empty()) load.compute_dtype = parse_compute_dtype(o.dtype);
-    if (!o.quantize.empty()) load.quantize = QuantConfig{parse_quant_type(o.quantize), 64, true};
-    model_ = std::make_unique<LlamaModel>(LlamaModel::load(o.model_dir, *backend_, load));
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
-    check_tokenizer_fits(*tokenizer_, o.model_dir, model_->hyper(), o.model_dir);
+    loaded_ = load_model(o.model);
+    model_ = loaded_.model.get();
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(o.model.model_dir));
+    check_tokenizer_fits(*tokenizer_, o.model.model_dir, model_->hyper(), o.model.model_dir);
 
     gen_.max_new_tokens = o.max_new_tokens;
     gen_.sampling = SamplingOptions{o.temperature, o.top_k, o.top_p, o.repetition_penalty, o.seed};
@@ -96,7 +80,7 @@ class Generator {
   // Each turn renders the whole conversation and runs it from an empty cache: simple, and exact
   // whatever the template does to earlier turns.
   void run_chat() {
-    ChatTemplate chat = ChatTemplate::load(options_.model_dir);
+    ChatTemplate chat = ChatTemplate::load(options_.model.model_dir);
     int64_t max_seq = options_.max_seq;
     if (model_->hyper().sliding_window) max_seq = std::min(max_seq, *model_->hyper().sliding_window);
     KvCache cache = model_->make_cache(max_seq);
@@ -124,8 +108,8 @@ class Generator {
 
  private:
   const GenerateCommandOptions& options_;
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<LlamaModel> model_;
+  LoadedModel loaded_;
+  LlamaModel* model_ = nullptr;  // loaded_'s
   std::unique_ptr<Tokenizer> tokenizer_;
   GenerateOptions gen_;
   GenerateCallbacks callbacks_;
@@ -136,8 +120,7 @@ class Generator {
 void add_generate_command(CLI::App& app) {
   auto o = std::make_shared<GenerateCommandOptions>();
   CLI::App* sub = app.add_subcommand("generate", "Generate text from a model, streamed (--prompt or --chat)");
-  sub->add_option("--model", o->model_dir, "Hugging Face model folder (16-bit or bitsandbytes 4-bit)")->required();
-  sub->add_option("--adapter", o->adapter_dir, "PEFT LoRA adapter folder (not yet supported)");
+  add_model_options(*sub, o->model);
   sub->add_option("--prompt", o->prompt, "Text to continue");
   sub->add_flag("--chat", o->chat, "Chat through the model's chat template, reading user lines from stdin");
   sub->add_option("--system", o->system, "System message for --chat");
@@ -151,9 +134,6 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--seed", o->seed, "Seed of the sampling generator")->capture_default_str();
   sub->add_option("--stop", o->stop, "Stop where the text contains this string (repeatable)");
-  sub->add_option("--device", o->device, "cpu | cuda (default: cuda when a GPU is present)");
-  sub->add_option("--dtype", o->dtype, "Compute dtype f32 | f16 | bf16 (default: the checkpoint's; bf16 for 4-bit)");
-  sub->add_option("--quantize", o->quantize, "Quantize a 16-bit model on load: nf4 | fp4 (with double quant)");
   sub->add_option("--max-seq", o->max_seq, "KV cache positions for --chat")->capture_default_str();
   sub->add_flag("--stats", o->stats, "Print token counts and speed to stderr after each answer");
   sub->callback([o] {

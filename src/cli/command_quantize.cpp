@@ -1,8 +1,6 @@
 // nibble quantize: an HF model folder in, a bitsandbytes-layout 4-bit folder out, which
 // transformers loads as it is. The decoder blocks' seven linears are quantized; embeddings,
 // lm_head, norms and biases stay as they are, as transformers does.
-#include <unistd.h>
-
 #include <filesystem>
 #include <memory>
 #include <regex>
@@ -11,6 +9,8 @@
 
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/model_options.h"
+#include "cli/output_folder.h"
 #include "cli/progress.h"
 #include "nibble/core/error.h"
 #include "nibble/io/bnb_checkpoint.h"
@@ -34,57 +34,21 @@ struct QuantizeOptions {
   std::string device;
 };
 
-// Files of a model folder that travel unchanged to the quantized folder.
-const char* const kCopiedFiles[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                    "tokenizer.model", "generation_config.json", "chat_template.jinja"};
-
 bool is_block_linear_weight(const std::string& name) {
   static const std::regex pattern(
       R"(^model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$)");
   return std::regex_match(name, pattern);
 }
 
-// The output folder appears whole or not at all: everything is written into a sibling staging
-// folder that is renamed at the end and removed on failure.
-class StagingFolder {
- public:
-  explicit StagingFolder(const fs::path& target) : target_(target) {
-    staging_ = target;
-    staging_ += fmt::format(".partial-{}", getpid());
-    std::error_code ec;
-    fs::remove_all(staging_, ec);
-    fs::create_directories(staging_, ec);
-    NIBBLE_CHECK(!ec, "cannot create {}: {}", staging_.string(), ec.message());
-  }
-  ~StagingFolder() {
-    std::error_code ec;
-    if (!committed_) fs::remove_all(staging_, ec);
-  }
-  const fs::path& path() const { return staging_; }
-  void commit() {
-    std::error_code ec;
-    if (fs::exists(target_)) fs::remove(target_, ec);  // only an empty folder gets here
-    fs::rename(staging_, target_, ec);
-    NIBBLE_CHECK(!ec, "cannot rename {} to {}: {}", staging_.string(), target_.string(), ec.message());
-    committed_ = true;
-  }
-
- private:
-  fs::path target_, staging_;
-  bool committed_ = false;
-};
-
 void run_quantize(const QuantizeOptions& options) {
   QuantConfig config;
   config.type = parse_quant_type(options.quant_type);
   config.double_quant = options.double_quant;
   config.blocksize = options.blocksize;
-  const Device device = options.device.empty() ? (cuda_available() ? Device::cuda : Device::cpu)
-                                               : parse_device(options.device);
+  const Device device = choose_device(options.device);
 
   const fs::path out(options.out_dir);
-  NIBBLE_CHECK(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)),
-               "output folder {} already exists and is not empty: choose another --out or remove it", out.string());
+  check_output_folder_free(out);
   ModelConfig model_config = load_model_config(options.model_dir);
   NIBBLE_CHECK(!model_config.quantization.has_value(),
                "{} is already quantized (config.json has a quantization_config): give the original model",
@@ -127,10 +91,7 @@ void run_quantize(const QuantizeOptions& options) {
   written.quant_type = config.type;
   written.double_quant = config.double_quant;
   save_quantized_model_config(staging.path().string(), read_config_json(options.model_dir), written);
-  for (const char* file : kCopiedFiles) {
-    fs::path source = fs::path(options.model_dir) / file;
-    if (fs::exists(source)) fs::copy_file(source, staging.path() / file);
-  }
+  copy_tokenizer_files(options.model_dir, staging.path());
   staging.commit();
   progress.finish();
 

@@ -9,5 +9,9 @@ namespace nibble::cli {
 void add_memory_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_import_gguf_command(CLI::App& app);
 
 }  // namespace nibble::cli

@@ -12,7 +12,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "nibble 0.1.0");
   nibble::cli::add_memory_command(app);
   nibble::cli::add_quantize_command(app);
+  nibble::cli::add_train_command(app);
   nibble::cli::add_generate_command(app);
+  nibble::cli::add_eval_command(app);
+  nibble::cli::add_merge_command(app);
+  nibble::cli::add_import_gguf_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

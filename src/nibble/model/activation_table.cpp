@@ -23,7 +23,7 @@ const std::vector<ActivationEntry>& block_activation_table() {
       {"gate", "swiglu backward", false, false, [](const D& d) { return d.intermediate; }},
       {"up", "swiglu backward", false, false, [](const D& d) { return d.intermediate; }},
       {"swiglu_out", "down_proj input: LoRA A gradient", false, false, [](const D& d) { return d.intermediate; }},
-      {"lora_hidden", "x A^T of every adapted linear: LoRA B gradients", false, false,
+      {"lora_hidden", "x A^T of every adapted linear (fp32, as PEFT computes it): LoRA B gradients", true, false,
        [](const D& d) { return d.lora_rank * d.lora_targets; }},
   };
   return table;
