@@ -16,6 +16,8 @@ summary=$OUT/summary.txt
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
 has() { [[ " $steps " == *" $1 "* ]]; }
+# ONLY="name ..." limits the e2e scripts and benchmarks to those names (default: all).
+only() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 note "gpu-check $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
 note "commit ${NIBBLE_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
@@ -33,6 +35,7 @@ if has golden; then
   # below read it) and returned as golden.tgz to be committed.
   golden() {  # name, command...
     local name=$1; shift
+    only "$name" || return 0
     "$@" > "$LOGS/golden-$name.log" 2>&1
     note "golden $name: $([ $? -eq 0 ] && echo ok || echo FAILED, see golden-$name.log)"
   }
@@ -47,9 +50,9 @@ if has golden; then
 fi
 
 if has tests; then
-  ctest --test-dir $build -L gpu --output-on-failure > "$LOGS/gpu-tests.log" 2>&1
+  ctest --test-dir $build -L gpu -j4 --output-on-failure > "$LOGS/gpu-tests.log" 2>&1
   note "gpu tests: $(grep -E 'tests passed|tests failed' "$LOGS/gpu-tests.log" | tail -1)"
-  ctest --test-dir $build -LE gpu --output-on-failure > "$LOGS/cpu-tests.log" 2>&1
+  ctest --test-dir $build -LE "gpu|model" -j16 --output-on-failure > "$LOGS/cpu-tests.log" 2>&1
   note "cpu tests: $(grep -E 'tests passed|tests failed' "$LOGS/cpu-tests.log" | tail -1)"
 fi
 
@@ -64,6 +67,7 @@ if has e2e; then
   for script in tests/e2e/*.py; do
     [ -f "$script" ] || continue
     name=$(basename "$script" .py)
+    only "$name" || continue
     python3 "$script" --nibble $build/src/cli/nibble --work /tmp/nibble-e2e/$name --out "$LOGS/$name.json" \
       > "$LOGS/$name.log" 2>&1
     note "e2e $name: $([ $? -eq 0 ] && echo ok || echo FAILED) $(tail -1 "$LOGS/$name.log")"
@@ -76,6 +80,7 @@ if has bench; then
   : > "$jsonl"
   run_bench() {  # name, command...
     local name=$1; shift
+    only "$name" || return 0
     local program=$1; [ "$1" = python3 ] && program=$2
     [ -e "$program" ] || { note "bench $name: not built"; return; }
     "$@" > "$LOGS/$name.log" 2>&1

@@ -173,13 +173,25 @@ TEST_F(LlamaTrainingTest, CheckpointingChangesNothing) {
   EXPECT_EQ(loss_with, loss_without);
 }
 
-TEST_F(LlamaTrainingTest, LossChunksChangeNothing) {
+// The logits in chunks of rows are the same products; only the BLAS may sum them in another
+// order for another number of rows (OpenBLAS picks kernels and thread splits by size: bitwise
+// equal on 2 cores, not on the 16-core GPU machine), so the bound is fp32 rounding.
+TEST_F(LlamaTrainingTest, LossChunksChangeOnlyRounding) {
   attach_adapters(0.0f);
   TrainingOptions whole, chunked;
   chunked.loss_chunk_tokens = 3;
   double loss_whole = 0, loss_chunked = 0;
-  EXPECT_EQ(gradients(packed_batch(), whole, &loss_whole), gradients(packed_batch(), chunked, &loss_chunked));
-  EXPECT_EQ(loss_whole, loss_chunked);
+  const auto a = gradients(packed_batch(), whole, &loss_whole);
+  const auto b = gradients(packed_batch(), chunked, &loss_chunked);
+  EXPECT_NEAR(loss_whole, loss_chunked, 1e-6 * std::abs(loss_whole));
+  for (size_t i = 0; i < a.size(); ++i) {
+    double diff = 0, norm = 0;
+    for (size_t j = 0; j < a[i].size(); ++j) {
+      diff += std::pow(a[i][j] - b[i][j], 2);
+      norm += std::pow(a[i][j], 2);
+    }
+    EXPECT_LE(std::sqrt(diff), 1e-5 * std::sqrt(norm)) << "adapter tensor " << i;
+  }
 }
 
 // Packing must not let one sequence see another: the packed row and two padded rows hold the
