@@ -1,10 +1,15 @@
 // Batch-1 greedy decode of a Llama-2-7B-shaped model with random NF4 + DQ weights (made on the
 // GPU from random bf16 draws, no files), bf16 compute: a 16-token prompt, then 128 new tokens.
-// Reports tokens/s of the decode steps and the memory-bandwidth limit of this model:
+// Reports tokens/s of the decode steps (recorded and replayed, the default; and issued op by op,
+// set_record_decode(false), for comparison) and the memory-bandwidth limit of this model:
 //   limit = (device-to-device copy bandwidth, read + write bytes, measured in this run)
 //           / (bytes a decode step must read: 4-bit codes and constants of the block linears,
 //              lm_head, norms, one embedding row, and the KV cache at the mean context length).
+// Then where a step's GPU time goes: a second model on an OpTimer backend (bench/train) times each
+// op of 8 decode steps issued op by op with CUDA events around it; the events serialize the ops,
+// so the parts add up to more than a replayed step takes.
 // Usage: bench_decode OUT.jsonl   (appends one JSON line; also prints a summary)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -16,6 +21,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/train/op_timer.h"
 #include "nibble/core/cuda_check.h"
 #include "nibble/model/generate.h"
 #include "nibble/model/llama.h"
@@ -86,10 +92,16 @@ int main(int argc, char** argv) {
     GenerateOptions options;  // greedy, no EOS: every run makes exactly kNewTokens tokens
     options.max_new_tokens = kNewTokens;
     KvCache cache = model.make_cache(kPromptTokens + kNewTokens);
-    generate(model, cache, prompt, options);  // warm-up: cuBLAS heuristics, allocations
+    generate(model, cache, prompt, options);  // warm-up: cuBLAS heuristics, allocations, the recording
     cache.reset();
     GenerateResult r = generate(model, cache, prompt, options);
     const double tokens_per_s = static_cast<double>(kNewTokens - 1) / r.decode_seconds;
+    const bool replayed = model.decode_replayed();
+    model.set_record_decode(false);
+    cache.reset();
+    GenerateResult op_by_op = generate(model, cache, prompt, options);
+    const double op_by_op_tokens_per_s = static_cast<double>(kNewTokens - 1) / op_by_op.decode_seconds;
+    const bool same_tokens = op_by_op.tokens == r.tokens;
 
     // Bytes one decode step reads at best: every weight except the embedding table (one row of
     // it), and K and V of every layer at the mean context length of the decode steps.
@@ -110,12 +122,44 @@ int main(int argc, char** argv) {
         {"model", "llama-2-7b shape, random weights"}, {"quant", "nf4+dq"}, {"compute_dtype", "bf16"},
         {"prompt_tokens", kPromptTokens}, {"new_tokens", kNewTokens},
         {"prefill_s", r.prefill_seconds}, {"decode_s", r.decode_seconds}, {"tokens_per_s", tokens_per_s},
+        {"replayed", replayed}, {"op_by_op_tokens_per_s", op_by_op_tokens_per_s},
+        {"op_by_op_same_tokens", same_tokens},
         {"bytes_per_token", bytes_per_token}, {"copy_bandwidth_gbs", bandwidth / 1e9},
         {"limit_tokens_per_s", limit}, {"fraction_of_limit", tokens_per_s / limit}};
+
+    // The breakdown, on a second model with the same shape and seed.
+    bench::OpTimer timer(*backend);
+    LlamaModel timed = LlamaModel::random(h, timer, DType::bf16, QuantConfig{QuantType::nf4, 64, true}, 1);
+    timed.set_record_decode(false);
+    KvCache timed_cache = timed.make_cache(kPromptTokens + kNewTokens);
+    timed.forward(prompt, timed_cache, /*last_only=*/true);
+    timed.forward({7}, timed_cache, /*last_only=*/true);
+    timer.reset();
+    constexpr int kTimedSteps = 8;
+    for (int i = 0; i < kTimedSteps; ++i) timed.forward({100 + i}, timed_cache, /*last_only=*/true);
+    std::vector<std::pair<double, std::string>> parts;
+    double total_ms = 0;
+    for (const auto& [op, ms] : timer.milliseconds()) {
+      parts.emplace_back(ms / kTimedSteps, op);
+      total_ms += ms / kTimedSteps;
+    }
+    std::sort(parts.rbegin(), parts.rend());
+    nlohmann::ordered_json breakdown;
+    for (const auto& [ms, op] : parts) breakdown[op] = ms;
+    line["op_ms_per_step"] = breakdown;
+
     std::ofstream(argv[1], std::ios::app) << line.dump() << "\n";
+    fmt::print("GPU time per decode step by op (events around each op, {:.3f} ms in all):\n", total_ms);
+    for (const auto& [ms, op] : parts) fmt::print("  {:<28} {:8.3f} ms\n", op, ms);
     fmt::print("decode llama-2-7b NF4+DQ bf16: {:.1f} tokens/s; limit {:.1f} tokens/s ({:.2f} GB/token at "
-               "{:.0f} GB/s copy bandwidth): {:.1f} % of the limit\n",
-               tokens_per_s, limit, bytes_per_token / 1e9, bandwidth / 1e9, 100.0 * tokens_per_s / limit);
+               "{:.0f} GB/s copy bandwidth): {:.1f} % of the limit{}; op by op {:.1f} tokens/s ({} tokens)\n",
+               tokens_per_s, limit, bytes_per_token / 1e9, bandwidth / 1e9, 100.0 * tokens_per_s / limit,
+               replayed ? " (recorded steps)" : " (NOT replayed: recording failed)", op_by_op_tokens_per_s,
+               same_tokens ? "same" : "DIFFERENT");
+    if (!same_tokens) {
+      std::fprintf(stderr, "bench_decode: recorded and op-by-op decoding chose different tokens\n");
+      return 1;
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_decode: error: %s\n", e.what());
     return 1;

@@ -49,6 +49,9 @@ void OpTimer::dropout(Tensor& out, const Tensor& in, float p, uint64_t seed, uin
 void OpTimer::rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) {
   timed("rmsnorm", [&] { inner_.rmsnorm_forward(out, x, weight, eps, rstd); });
 }
+void OpTimer::add_rmsnorm_forward(Tensor& x, Tensor& out, const Tensor& delta, const Tensor& weight, float eps) {
+  timed("add + rmsnorm", [&] { inner_.add_rmsnorm_forward(x, out, delta, weight, eps); });
+}
 void OpTimer::rmsnorm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight,
                                const Tensor* rstd, float eps) {
   timed("rmsnorm_backward", [&] { inner_.rmsnorm_backward(dx, dy, x, weight, rstd, eps); });
@@ -78,6 +81,14 @@ void OpTimer::rope_backward(Tensor& dq, Tensor& dk, const Tensor& positions, con
 }
 void OpTimer::attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) {
   timed("attention (cached)", [&] { inner_.attention_forward(out, q, k, v); });
+}
+void OpTimer::attention_cached_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const Tensor& positions) {
+  timed("attention (cached)", [&] { inner_.attention_cached_forward(out, q, k, v, positions); });
+}
+void OpTimer::kv_cache_write(Tensor& k_cache, Tensor& v_cache, const Tensor& k, const Tensor& v,
+                             const Tensor& positions) {
+  timed("kv cache write", [&] { inner_.kv_cache_write(k_cache, v_cache, k, v, positions); });
 }
 void OpTimer::attention_packed_forward(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
                                        const Tensor& seq_ids) {

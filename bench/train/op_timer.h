@@ -33,6 +33,7 @@ class OpTimer : public Backend {
   void cast(Tensor& out, const Tensor& in) override;
   void dropout(Tensor& out, const Tensor& in, float p, uint64_t seed, uint64_t stream) override;
   void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) override;
+  void add_rmsnorm_forward(Tensor& x, Tensor& out, const Tensor& delta, const Tensor& weight, float eps) override;
   void rmsnorm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor* rstd,
                         float eps) override;
   void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
@@ -45,6 +46,10 @@ class OpTimer : public Backend {
   void rope_forward(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override;
   void rope_backward(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeTable& table) override;
   void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) override;
+  void attention_cached_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& positions) override;
+  void kv_cache_write(Tensor& k_cache, Tensor& v_cache, const Tensor& k, const Tensor& v,
+                      const Tensor& positions) override;
   void attention_packed_forward(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
                                 const Tensor& seq_ids) override;
   void attention_packed_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,

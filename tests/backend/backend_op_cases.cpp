@@ -71,11 +71,12 @@ OpCase cast_case(DType from, DType to) {
   return c;
 }
 
-OpCase rmsnorm_case(DType dt) {
-  const int64_t T = 7, C = 256;
+// C a multiple of 16 bytes (the CUDA kernel's vector loads, several per thread at 2056) and not (70).
+OpCase rmsnorm_case(DType dt, int64_t C) {
+  const int64_t T = 7;
   const float eps = 1e-5f;
   OpCase c;
-  c.name = "rmsnorm_" + dtype_tag(dt);
+  c.name = "rmsnorm_" + dtype_tag(dt) + "_C" + std::to_string(C);
   c.inputs = {normal({T, C}, dt, 2.0), normal({C}, dt, 0.2, 1.0)};
   c.outputs = {{{T, C}, dt}};
   c.run = [=](Backend& b, Tensors& in, Tensors& out) { b.rmsnorm_forward(out[0], in[0], in[1], eps); };
@@ -92,6 +93,37 @@ OpCase rmsnorm_case(DType dt) {
   c.bound = eps_of(dt) + C * kEpsF32;
   c.bound_origin = "same rounding points: one ulp of the dtype where fp32 intermediates flip a rounding, "
                    "plus C*eps_f32 for an fp32 sum of C squares";
+  return c;
+}
+
+// The fused residual add + norm: both outputs (the updated residual stream and the normed rows).
+OpCase add_rmsnorm_case(DType dt, int64_t C) {
+  const int64_t T = 5;
+  const float eps = 1e-5f;
+  OpCase c;
+  c.name = "add_rmsnorm_" + dtype_tag(dt) + "_C" + std::to_string(C);
+  c.inputs = {normal({T, C}, dt, 2.0), normal({T, C}, dt, 0.5), normal({C}, dt, 0.2, 1.0)};
+  c.outputs = {{{T, C}, dt}, {{T, C}, dt}};
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) {
+    out[0].copy_from(in[0]);
+    b.add_rmsnorm_forward(out[0], out[1], in[1], in[2], eps);
+  };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> x = doubles(in[0]), d = doubles(in[1]), w = doubles(in[2]), y(T * C);
+    for (int64_t t = 0; t < T; ++t) {
+      double sum = 0;
+      for (int64_t j = 0; j < C; ++j) {
+        double& v = x[t * C + j];
+        v = round_ref(dt, v + d[t * C + j]);
+        sum += v * v;
+      }
+      const double rstd = 1.0 / std::sqrt(sum / C + static_cast<double>(eps));
+      for (int64_t j = 0; j < C; ++j) y[t * C + j] = round_ref(dt, round_ref(dt, x[t * C + j] * rstd) * w[j]);
+    }
+    return Values{x, y};
+  };
+  c.bound = eps_of(dt) + C * kEpsF32;
+  c.bound_origin = "as add, then as rmsnorm on the rounded sum";
   return c;
 }
 
@@ -163,8 +195,9 @@ OpCase linear_4bit_case(DType dt, bool double_quant, bool with_bias) {
 
 // Few tokens (T <= 8): the CUDA backend takes the fused GEMV instead of dequantize + GEMM. The
 // shapes cover its two kernels: K a multiple of 32 but not of 256 and N not a multiple of 16 (the
-// tensor-core kernel, with a partial last step and tile for BF16/F16), odd K (the per-element
-// kernel: rows start mid-byte and mid-block) and every F32 call; quantization blocks straddle rows.
+// tensor-core kernel, with a partial last step and tile for BF16/F16), K a multiple of 64 (its
+// one-scale-per-lane path), odd K (the per-element kernel: rows start mid-byte and mid-block) and
+// every F32 call; quantization blocks straddle rows.
 struct GemvShape {
   QuantType type;
   bool double_quant;
@@ -283,6 +316,74 @@ OpCase attention_case(DType dt, int64_t T, int64_t S, int64_t H, int64_t KVH, in
   return c;
 }
 
+// Attention over a whole cache with each query's position given: random positions (repeats and
+// any order are allowed), so queries see anything from one key to all P.
+OpCase attention_cached_case(DType dt, int64_t T, int64_t P, int64_t H, int64_t KVH, int64_t D) {
+  OpCase c;
+  c.name = fmt::format("attention_cached_{}_T{}_P{}_H{}_KVH{}_D{}", dtype_tag(dt), T, P, H, KVH, D);
+  c.inputs = {normal({T, H, D}, dt), normal({P, KVH, D}, dt), normal({P, KVH, D}, dt), index({T}, P)};
+  c.outputs = {{{T, H, D}, dt}};
+  c.run = [](Backend& b, Tensors& in, Tensors& out) { b.attention_cached_forward(out[0], in[0], in[1], in[2], in[3]); };
+  c.reference = [=](const Tensors& in) {
+    std::vector<double> q = doubles(in[0]), k = doubles(in[1]), v = doubles(in[2]), pos = doubles(in[3]);
+    std::vector<double> out(T * H * D);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t kvh = h / (H / KVH), visible = static_cast<int64_t>(pos[t]) + 1;
+        std::vector<double> score(visible);
+        double max_score = -INFINITY, sum = 0;
+        for (int64_t s = 0; s < visible; ++s) {
+          double dot = 0;
+          for (int64_t i = 0; i < D; ++i) dot += q[(t * H + h) * D + i] * k[(s * KVH + kvh) * D + i];
+          score[s] = dot * scale;
+          max_score = std::max(max_score, score[s]);
+        }
+        for (double& s : score) sum += (s = std::exp(s - max_score));
+        for (int64_t i = 0; i < D; ++i) {
+          double acc = 0;
+          for (int64_t s = 0; s < visible; ++s) acc += score[s] / sum * v[(s * KVH + kvh) * D + i];
+          out[(t * H + h) * D + i] = round_ref(dt, acc);
+        }
+      }
+    return Values{out};
+  };
+  c.bound = eps_of(dt) + 4 * (P + D) * kEpsF32;
+  c.bound_origin = "as attention: one final rounding plus fp32 worst-case errors of the D-term scores and the "
+                   "(at most P)-term softmax and value sums, x4";
+  return c;
+}
+
+// T new rows written into a P-row cache at distinct, scattered positions (t * 7 + 3) % P; every
+// other row keeps the cache's old value.
+OpCase kv_cache_write_case(DType dt, int64_t T, int64_t P, int64_t KVH, int64_t D) {
+  OpCase c;
+  c.name = fmt::format("kv_cache_write_{}_T{}_P{}_KVH{}_D{}", dtype_tag(dt), T, P, KVH, D);
+  c.inputs = {normal({P, KVH, D}, dt), normal({P, KVH, D}, dt), normal({T, KVH, D}, dt), normal({T, KVH, D}, dt)};
+  c.outputs = {{{P, KVH, D}, dt}, {{P, KVH, D}, dt}};
+  auto position = [=](int64_t t) { return static_cast<int32_t>((t * 7 + 3) % P); };
+  c.run = [=](Backend& b, Tensors& in, Tensors& out) {
+    std::vector<int32_t> host(T);
+    for (int64_t t = 0; t < T; ++t) host[t] = position(t);
+    Tensor positions =
+        Tensor::from_external(host.data(), {T}, DType::i32, Device::cpu, nullptr).to(b.device());
+    out[0].copy_from(in[0]);
+    out[1].copy_from(in[1]);
+    b.kv_cache_write(out[0], out[1], in[2], in[3], positions);
+  };
+  c.reference = [=](const Tensors& in) {
+    Values caches = {doubles(in[0]), doubles(in[1])};
+    const std::vector<double> rows[2] = {doubles(in[2]), doubles(in[3])};
+    for (int which = 0; which < 2; ++which)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < KVH * D; ++i) caches[which][position(t) * KVH * D + i] = rows[which][t * KVH * D + i];
+    return caches;
+  };
+  c.bound = 0.0;
+  c.bound_origin = "exact: row copies";
+  return c;
+}
+
 OpCase swiglu_case(DType dt) {
   const Shape shape{8, 120};
   OpCase c;
@@ -337,7 +438,8 @@ std::vector<OpCase> build_cases() {
   for (DType dt : dtypes) {
     cases.push_back(embedding_case(dt));
     cases.push_back(add_case(dt));
-    cases.push_back(rmsnorm_case(dt));
+    for (int64_t C : {256, 70, 2056}) cases.push_back(rmsnorm_case(dt, C));
+    for (int64_t C : {256, 70}) cases.push_back(add_rmsnorm_case(dt, C));
     cases.push_back(linear_case(dt, false));
     cases.push_back(linear_case(dt, true));
     cases.push_back(linear_4bit_case(dt, true, false));
@@ -348,6 +450,10 @@ std::vector<OpCase> build_cases() {
     cases.push_back(attention_case(dt, 5, 23, 6, 1, 40));     // KV cache, MQA, odd D
     cases.push_back(attention_case(dt, 1, 300, 2, 2, 128));   // one decode step, many keys
     cases.push_back(attention_case(dt, 70, 70, 2, 1, 16));    // more queries than a tile
+    cases.push_back(attention_cached_case(dt, 1, 300, 4, 2, 128));  // a decode step, GQA
+    cases.push_back(attention_cached_case(dt, 9, 40, 6, 1, 40));    // several queries, MQA, odd D
+    cases.push_back(kv_cache_write_case(dt, 1, 20, 2, 64));
+    cases.push_back(kv_cache_write_case(dt, 9, 40, 3, 24));
     cases.push_back(swiglu_case(dt));
     cases.push_back(dropout_case(dt, DType::f32, 0.25f));
   }
@@ -357,8 +463,12 @@ std::vector<OpCase> build_cases() {
       {QuantType::fp4, false, true, 32, 1056, 24},
       {QuantType::nf4, false, true, 128, 75, 19},
       {QuantType::fp4, true, false, 64, 96, 33},
-      // More steps per warp than the MMA kernel's shared-memory stages, a partial last step.
+      // More steps per warp than the MMA kernel's ring of loads holds, a partial last step.
       {QuantType::nf4, true, true, 64, 5152, 24},
+      // K a multiple of 64 and B >= 64 (every Llama shape): a lane's two chunks share one scale;
+      // again more steps per warp than the ring holds, and partial last tiles.
+      {QuantType::nf4, true, false, 64, 4608, 40},
+      {QuantType::fp4, false, true, 128, 640, 17},
   };
   for (DType dt : dtypes)
     for (int64_t T : {1, 3, 8})
@@ -491,6 +601,20 @@ void check_rejects_bad_arguments(Backend& b) {
   expect_error_naming("S >= T", [&] { b.attention_forward(att_out, att_q, att_k, att_k); });
   Tensor kv2 = on(b, bf, {4, 2, 8});
   expect_error_naming("multiple of KVH", [&] { b.attention_forward(att_out, att_q, kv2, kv2); });
+  Tensor cache_k = on(b, bf, {6, 1, 8}), cache_v = on(b, bf, {6, 1, 8});
+  Tensor cached_pos = host_tensor(DType::i32, {4}, {0, 5, 6, 1}).to(b.device());
+  expect_error_naming("position 6", [&] {
+    b.attention_cached_forward(att_out, att_q, cache_k, cache_v, cached_pos);
+    b.synchronize();
+  });
+  expect_error_naming("positions", [&] { b.attention_cached_forward(att_out, att_q, cache_k, cache_v, pos_ok); });
+  Tensor new_k = on(b, bf, {4, 1, 8}), new_v = on(b, bf, {4, 1, 8});
+  expect_error_naming("kv_cache_write: token 2 has position 6", [&] {
+    b.kv_cache_write(cache_k, cache_v, new_k, new_v, cached_pos);
+    b.synchronize();
+  });
+  Tensor wide_k = on(b, bf, {4, 2, 8});
+  expect_error_naming("kv_cache_write", [&] { b.kv_cache_write(cache_k, cache_v, wide_k, wide_k, cached_pos); });
 
   Tensor a = on(b, bf, {2, 3}), c = on(b, bf, {3, 2}), out = on(b, bf, {2, 3});
   expect_error_naming("add_forward", [&] { b.add_forward(out, a, c); });

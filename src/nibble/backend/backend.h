@@ -28,6 +28,7 @@
 // says otherwise. Frozen weights (norm weights, the base linears) get no gradient.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -73,6 +74,12 @@ class Backend {
   // F32 [T] that rmsnorm_backward can reuse instead of recomputing it.
   virtual void rmsnorm_forward(Tensor& out, const Tensor& x, const Tensor& weight, float eps,
                                Tensor* rstd = nullptr) = 0;
+
+  // The residual add that ends a sub-block and the norm that starts the next: x = x + delta
+  // (add_forward, in place), then out = rmsnorm_forward(x) with no rstd. x, delta, out [T, C],
+  // weight [C]. This version issues the two ops; the CUDA backend fuses them into one kernel with
+  // the same numbers bit for bit.
+  virtual void add_rmsnorm_forward(Tensor& x, Tensor& out, const Tensor& delta, const Tensor& weight, float eps);
 
   // dx[T, C] from dy[T, C], the forward's x[T, C] and weight[C] (frozen: no weight gradient).
   // With n = x * rstd: dx = rstd * (g - n * mean(g * n)), g = dy * weight, all in fp32 (the
@@ -128,6 +135,22 @@ class Backend {
   // training uses attention_packed_forward.
   virtual void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) = 0;
 
+  // attention_forward over a whole KV cache, with each query's position read from the device:
+  // out[T, H, D] from q[T, H, D] and k, v [P, KVH, D] (every cache row), query t seeing keys
+  // [0, positions[t]] (I32 [T], each in [0, P)). With positions S - T .. S - 1 this is
+  // attention_forward over the first S rows, bit for bit; here the number of keys may change
+  // between replays of a recorded decode step (record()). A position outside [0, P) throws (on a
+  // GPU at the next synchronize()) and that query's output is not written.
+  virtual void attention_cached_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& positions) = 0;
+
+  // The new tokens' keys and values into a KV cache at positions read from the device:
+  // k_cache[positions[t]] = k[t] and v_cache[positions[t]] = v[t], exact copies. k_cache, v_cache
+  // [P, KVH, D]; k, v [T, KVH, D]; positions I32 [T], each in [0, P) (else throws, on a GPU at the
+  // next synchronize(), and that token is not written).
+  virtual void kv_cache_write(Tensor& k_cache, Tensor& v_cache, const Tensor& k, const Tensor& v,
+                              const Tensor& positions) = 0;
+
   // Training attention over packed sequences, no cache: out[T, H, D] from q[T, H, D] and
   // k/v[T, KVH, D]; seq_ids I32 [T] tags each token, a sequence is a maximal run of equal
   // consecutive ids (as packing lays them out), and query t sees the keys of its own sequence
@@ -166,6 +189,20 @@ class Backend {
   // in chunks of tokens (hidden rows @ lm_head^T per chunk) and [T, V] never held whole.
   virtual void cross_entropy(Tensor& losses, Tensor* dlogits, const Tensor& logits, const Tensor& labels,
                              float grad_scale) = 0;
+
+  // A recorded sequence of ops (record()).
+  class Recording {
+   public:
+    virtual ~Recording() = default;
+  };
+  // Records the ops that `ops` issues on this backend so that replay() issues them again as one
+  // unit; nothing runs now. Every replay runs the same ops on the same tensors (whose contents may
+  // have changed in between), so `ops` must not allocate device memory, copy between the host and
+  // the device, or synchronize. This version keeps `ops` and calls it at each replay; the CUDA
+  // backend captures a CUDA graph, so a decode step's few hundred kernels cost one launch. Throws
+  // when the ops cannot be recorded; the caller then issues them directly.
+  virtual std::unique_ptr<Recording> record(std::function<void()> ops);
+  virtual void replay(Recording& recording);
 };
 
 // The reference backend: plain loops, OpenBLAS for GEMM.

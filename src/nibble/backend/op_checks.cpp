@@ -257,6 +257,37 @@ AttentionDims check_attention_forward(Device device, const Tensor& out, const Te
   return d;
 }
 
+AttentionDims check_attention_cached_forward(Device device, const Tensor& out, const Tensor& q, const Tensor& k,
+                                             const Tensor& v, const Tensor& positions) {
+  const char* op = "attention_cached_forward";
+  AttentionDims d = check_attention_inputs(op, device, q, k, v);
+  check_activation(op, "out", out, device);
+  check_same_dtype(op, "out", out, q.dtype());
+  check_shape(op, "out", out, q.shape(), "q's shape [T, H, D]");
+  check_ids(op, "positions", positions, d.T, device);
+  return d;
+}
+
+AttentionDims check_kv_cache_write(Device device, const Tensor& k_cache, const Tensor& v_cache, const Tensor& k,
+                                   const Tensor& v, const Tensor& positions) {
+  const char* op = "kv_cache_write";
+  check_activation(op, "k_cache", k_cache, device);
+  check_rank(op, "k_cache", k_cache, 3, "[P, KVH, D]");
+  check_activation(op, "v_cache", v_cache, device);
+  check_same_dtype(op, "v_cache", v_cache, k_cache.dtype());
+  check_shape(op, "v_cache", v_cache, k_cache.shape(), "k_cache's shape [P, KVH, D]");
+  check_activation(op, "k", k, device);
+  check_same_dtype(op, "k", k, k_cache.dtype());
+  check_rank(op, "k", k, 3, "[T, KVH, D]");
+  AttentionDims d{k.dim(0), k_cache.dim(0), k_cache.dim(1), k_cache.dim(1), k_cache.dim(2)};
+  check_shape(op, "k", k, {d.T, d.KVH, d.D}, "[T, KVH, D] with k_cache's KVH and D");
+  check_activation(op, "v", v, device);
+  check_same_dtype(op, "v", v, k_cache.dtype());
+  check_shape(op, "v", v, k.shape(), "k's shape [T, KVH, D]");
+  check_ids(op, "positions", positions, d.T, device);
+  return d;
+}
+
 AttentionDims check_attention_packed_forward(Device device, const Tensor& out, const Tensor* lse, const Tensor& q,
                                              const Tensor& k, const Tensor& v, const Tensor& seq_ids) {
   const char* op = "attention_packed_forward";

@@ -51,6 +51,13 @@ RopeDims check_rope_forward(Device device, const Tensor& q, const Tensor& k, con
                             const RopeTable& table);
 AttentionDims check_attention_forward(Device device, const Tensor& out, const Tensor& q, const Tensor& k,
                                       const Tensor& v);
+// k and v [P, KVH, D] are a whole cache (S = P in the result); positions I32 [T].
+AttentionDims check_attention_cached_forward(Device device, const Tensor& out, const Tensor& q, const Tensor& k,
+                                             const Tensor& v, const Tensor& positions);
+// k_cache, v_cache [P, KVH, D]; k, v [T, KVH, D] of their dtype; positions I32 [T]. Returns T, P,
+// KVH and D (H = KVH).
+AttentionDims check_kv_cache_write(Device device, const Tensor& k_cache, const Tensor& v_cache, const Tensor& k,
+                                   const Tensor& v, const Tensor& positions);
 // S == T; seq_ids I32 [T]; lse (may be null) F32 [H, T].
 AttentionDims check_attention_packed_forward(Device device, const Tensor& out, const Tensor* lse, const Tensor& q,
                                              const Tensor& k, const Tensor& v, const Tensor& seq_ids);

@@ -41,10 +41,10 @@ Tensor row_view(const Tensor& t /* [T, C] */, int64_t row) {
   return Tensor::from_external(data, {1, t.dim(1)}, t.dtype(), t.device(), owner);
 }
 
-Tensor host_i32(const std::vector<int32_t>& values, Device device) {
-  Tensor t = Tensor::from_external(const_cast<int32_t*>(values.data()), {static_cast<int64_t>(values.size())},
-                                   DType::i32, Device::cpu, nullptr);
-  return t.to(device, MemoryCategory::workspace);
+// A host view of `values` as I32 [n] (no copy).
+Tensor host_i32(const std::vector<int32_t>& values) {
+  return Tensor::from_external(const_cast<int32_t*>(values.data()), {static_cast<int64_t>(values.size())},
+                               DType::i32, Device::cpu, nullptr);
 }
 
 }  // namespace
@@ -152,19 +152,28 @@ void LlamaModel::ensure_rope_positions(int64_t positions) {
   rope_table_ = rope_table_build(hyper_.rope, hyper_.head_dim, positions, backend_->device());
 }
 
-void LlamaModel::prepare_scratch(int64_t T) {
-  if (scratch_.T == T) return;
+void LlamaModel::prepare_scratch(Scratch& s, int64_t T) {
+  if (s.T == T) return;
   const Device d = backend_->device();
   const LlamaHyper& h = hyper_;
-  auto act = [&](int64_t cols) { return Tensor::empty({T, cols}, dtype_, d, MemoryCategory::activations); };
-  scratch_.T = T;
-  scratch_.x = act(h.hidden);
-  scratch_.normed = act(h.hidden);
-  scratch_.q = act(h.heads * h.head_dim);
-  scratch_.attn = act(h.heads * h.head_dim);
-  scratch_.proj = act(h.hidden);
-  scratch_.gate = act(h.intermediate);
-  scratch_.up = act(h.intermediate);
+  auto act = [&](int64_t rows, int64_t cols) {
+    return Tensor::empty({rows, cols}, dtype_, d, MemoryCategory::activations);
+  };
+  s.T = T;
+  s.ids = Tensor::empty({T}, DType::i32, d, MemoryCategory::workspace);
+  s.positions = Tensor::empty({T}, DType::i32, d, MemoryCategory::workspace);
+  s.x = act(T, h.hidden);
+  s.normed = act(T, h.hidden);
+  s.q = act(T, h.heads * h.head_dim);
+  s.k = act(T, h.kv_heads * h.head_dim);
+  s.v = act(T, h.kv_heads * h.head_dim);
+  s.attn = act(T, h.heads * h.head_dim);
+  s.proj = act(T, h.hidden);
+  s.gate = act(T, h.intermediate);
+  s.up = act(T, h.intermediate);
+  s.last_normed = act(1, h.hidden);
+  s.logits_f32 = Tensor::empty({1, h.vocab}, DType::f32, d, MemoryCategory::activations);
+  s.logits = dtype_ == DType::f32 ? s.logits_f32 : act(1, h.vocab);
 }
 
 void LlamaModel::project(Tensor& y, const Tensor& x, const LlamaLinear& linear) {
@@ -203,42 +212,98 @@ void LlamaModel::project_base(Tensor& y, const Tensor& x, const LlamaLinear& lin
   }
 }
 
-void LlamaModel::attention_forward(int64_t layer, KvCache& cache, int64_t T) {
+void LlamaModel::attention_forward(Scratch& s, int64_t layer, KvCache& cache, int64_t T) {
   const LlamaHyper& h = hyper_;
   const LlamaBlock& b = blocks_[static_cast<size_t>(layer)];
-  Scratch& s = scratch_;
-  const int64_t start = cache.length(), S = start + T;
-  // The new keys and values go straight into the cache rows of these positions.
-  Tensor k_new = cache.keys(layer, start, T);    // [T, KVH, D]
-  Tensor v_new = cache.values(layer, start, T);  // [T, KVH, D]
-  Tensor k_rows = k_new.reshape({T, h.kv_heads * h.head_dim});
-  Tensor v_rows = v_new.reshape({T, h.kv_heads * h.head_dim});
-  backend_->rmsnorm_forward(s.normed, s.x, b.input_norm, static_cast<float>(h.rms_norm_eps));
+  // The whole cache: the new keys and values go into rows positions[t], and query t attends to
+  // rows [0, positions[t]]. Positions live on the device, so a recorded step stays valid as the
+  // cache grows.
+  Tensor k_cache = cache.keys(layer, 0, cache.capacity());    // [P, KVH, D]
+  Tensor v_cache = cache.values(layer, 0, cache.capacity());  // [P, KVH, D]
   project(s.q, s.normed, b.q);
-  project(k_rows, s.normed, b.k);
-  project(v_rows, s.normed, b.v);
+  project(s.k, s.normed, b.k);
+  project(s.v, s.normed, b.v);
   Tensor q = s.q.reshape({T, h.heads, h.head_dim});
-  backend_->rope_forward(q, k_new, s.positions, rope_table_);
+  Tensor k = s.k.reshape({T, h.kv_heads, h.head_dim});
+  Tensor v = s.v.reshape({T, h.kv_heads, h.head_dim});
+  backend_->rope_forward(q, k, s.positions, rope_table_);
+  backend_->kv_cache_write(k_cache, v_cache, k, v, s.positions);
   Tensor attn = s.attn.reshape({T, h.heads, h.head_dim});
-  backend_->attention_forward(attn, q, cache.keys(layer, 0, S), cache.values(layer, 0, S));
+  backend_->attention_cached_forward(attn, q, k_cache, v_cache, s.positions);
   project(s.proj, s.attn, b.o);
-  backend_->add_forward(s.x, s.x, s.proj);  // elementwise, so writing over an input is safe
 }
 
-void LlamaModel::mlp_forward(int64_t layer) {
+void LlamaModel::mlp_forward(Scratch& s, int64_t layer) {
   const LlamaBlock& b = blocks_[static_cast<size_t>(layer)];
-  Scratch& s = scratch_;
-  backend_->rmsnorm_forward(s.normed, s.x, b.post_norm, static_cast<float>(hyper_.rms_norm_eps));
   project(s.gate, s.normed, b.gate);
   project(s.up, s.normed, b.up);
   backend_->swiglu_forward(s.gate, s.gate, s.up);
   project(s.proj, s.gate, b.down);
-  backend_->add_forward(s.x, s.x, s.proj);
 }
 
-void LlamaModel::block_forward(int64_t layer, KvCache& cache, int64_t T) {
-  attention_forward(layer, cache, T);
-  mlp_forward(layer);
+// Each residual add is fused with the norm after it (Backend::add_rmsnorm_forward, the same
+// numbers as the two ops): the block starts from s.normed = input_norm(x) and leaves s.proj, the
+// MLP's output, for the caller to add.
+void LlamaModel::block_forward(Scratch& s, int64_t layer, KvCache& cache, int64_t T) {
+  const LlamaBlock& b = blocks_[static_cast<size_t>(layer)];
+  attention_forward(s, layer, cache, T);
+  backend_->add_rmsnorm_forward(s.x, s.normed, s.proj, b.post_norm, static_cast<float>(hyper_.rms_norm_eps));
+  mlp_forward(s, layer);
+}
+
+void LlamaModel::issue_forward(Scratch& s, KvCache& cache, int64_t T, bool last_only) {
+  const float eps = static_cast<float>(hyper_.rms_norm_eps);
+  backend_->embedding_forward(s.x, s.ids, embed_);
+  if (hyper_.layers > 0) backend_->rmsnorm_forward(s.normed, s.x, blocks_[0].input_norm, eps);
+  bool final_normed = false;  // s.last_normed already holds the final norm of the last row
+  for (int64_t layer = 0; layer < hyper_.layers; ++layer) {
+    block_forward(s, layer, cache, T);
+    if (layer + 1 < hyper_.layers) {
+      backend_->add_rmsnorm_forward(s.x, s.normed, s.proj, blocks_[static_cast<size_t>(layer) + 1].input_norm, eps);
+    } else if (last_only && T == 1) {
+      backend_->add_rmsnorm_forward(s.x, s.last_normed, s.proj, norm_, eps);  // x is the last row
+      final_normed = true;
+    } else {
+      backend_->add_forward(s.x, s.x, s.proj);  // elementwise, so writing over an input is safe
+    }
+  }
+  if (!last_only) return;  // the caller norms and projects every row
+  if (!final_normed) backend_->rmsnorm_forward(s.last_normed, row_view(s.x, T - 1), norm_, eps);
+  project(s.logits, s.last_normed, lm_head_);
+  if (dtype_ != DType::f32) backend_->cast(s.logits_f32, s.logits);
+}
+
+bool LlamaModel::replay_decode_step(KvCache& cache) {
+  DecodeRecording& r = decode_recording_;
+  if (!record_decode_ || r.failed) return false;
+  for (const LlamaLinear* l : block_linears())
+    if (l->lora) return false;
+  if (lm_head_.lora) return false;
+  const void* cache_storage = cache.keys(0, 0, 1).data();
+  const void* rope_storage = rope_table_.cos.data();
+  if (r.model != this || r.cache_storage != cache_storage || r.cache_capacity != cache.capacity() ||
+      r.rope_storage != rope_storage) {
+    r = DecodeRecording{};
+    r.model = this;
+    r.cache_storage = cache_storage;
+    r.cache_capacity = cache.capacity();
+    r.rope_storage = rope_storage;
+  }
+  if (!r.recording) {
+    // The first step on a cache is issued op by op: it also makes every lazy setup (library
+    // handles, kernel attributes) happen outside the recording.
+    if (r.plain_steps++ == 0) return false;
+    try {
+      // The lambda holds its own handle on the cache's storage (a backend that calls it again at
+      // every replay must not depend on the caller's KvCache object living on).
+      r.recording = backend_->record([this, recorded = cache]() mutable { issue_forward(decode_, recorded, 1, true); });
+    } catch (const Error&) {
+      r.failed = true;  // e.g. an op that cannot be captured: keep issuing op by op
+      return false;
+    }
+  }
+  backend_->replay(*r.recording);
+  return true;
 }
 
 Tensor LlamaModel::forward(const std::vector<int32_t>& ids, KvCache& cache, bool last_only) {
@@ -253,26 +318,33 @@ Tensor LlamaModel::forward(const std::vector<int32_t>& ids, KvCache& cache, bool
     NIBBLE_CHECK(ids[t] >= 0 && ids[t] < hyper_.vocab, "forward: token {} has id {}; expected an id in [0, {}) "
                  "(vocab_size of config.json)", t, ids[t], hyper_.vocab);
   ensure_rope_positions(cache.capacity());
-  prepare_scratch(T);
+  const bool decode = T == 1 && last_only;
+  Scratch& s = decode ? decode_ : scratch_;
+  prepare_scratch(s, T);
   std::vector<int32_t> positions(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) positions[t] = static_cast<int32_t>(cache.length() + t);
-  scratch_.ids = host_i32(ids, backend_->device());
-  scratch_.positions = host_i32(positions, backend_->device());
+  s.ids.copy_from(host_i32(ids));
+  s.positions.copy_from(host_i32(positions));
 
-  backend_->embedding_forward(scratch_.x, scratch_.ids, embed_);
-  for (int64_t layer = 0; layer < hyper_.layers; ++layer) block_forward(layer, cache, T);
+  decode_replayed_ = decode && replay_decode_step(cache);
+  if (!decode_replayed_) issue_forward(s, cache, T, last_only);
   cache.advance(T);
 
-  const int64_t rows = last_only ? 1 : T;
-  Tensor hidden = last_only ? row_view(scratch_.x, T - 1) : scratch_.x;  // [rows, C]
-  Tensor normed = Tensor::empty({rows, hyper_.hidden}, dtype_, backend_->device(), MemoryCategory::activations);
-  backend_->rmsnorm_forward(normed, hidden, norm_, static_cast<float>(hyper_.rms_norm_eps));
-  Tensor logits = Tensor::empty({rows, hyper_.vocab}, dtype_, backend_->device(), MemoryCategory::activations);
-  project(logits, normed, lm_head_);
-  if (dtype_ != DType::f32) {
-    Tensor logits_f32 = Tensor::empty({rows, hyper_.vocab}, DType::f32, backend_->device(), MemoryCategory::activations);
-    backend_->cast(logits_f32, logits);
-    logits = logits_f32;
+  Tensor logits;
+  if (last_only) {
+    // A copy: the scratch row is overwritten by the next call.
+    logits = Tensor::empty({1, hyper_.vocab}, DType::f32, backend_->device(), MemoryCategory::activations);
+    logits.copy_from(s.logits_f32);
+  } else {
+    Tensor normed = Tensor::empty({T, hyper_.hidden}, dtype_, backend_->device(), MemoryCategory::activations);
+    backend_->rmsnorm_forward(normed, s.x, norm_, static_cast<float>(hyper_.rms_norm_eps));
+    logits = Tensor::empty({T, hyper_.vocab}, dtype_, backend_->device(), MemoryCategory::activations);
+    project(logits, normed, lm_head_);
+    if (dtype_ != DType::f32) {
+      Tensor logits_f32 = Tensor::empty({T, hyper_.vocab}, DType::f32, backend_->device(), MemoryCategory::activations);
+      backend_->cast(logits_f32, logits);
+      logits = logits_f32;
+    }
   }
   // A bad token id or position found on a GPU surfaces here, before anyone reads the logits.
   backend_->synchronize();

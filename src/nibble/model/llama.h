@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -80,6 +81,14 @@ class LlamaModel {
   // needs no more, and lm_head is the largest GEMM of a small model).
   Tensor forward(const std::vector<int32_t>& ids, KvCache& cache, bool last_only = false);
 
+  // Decode steps (one token, last_only) are recorded once per KV cache and replayed afterwards
+  // (Backend::record): on a GPU one graph launch instead of a few hundred kernel launches, with
+  // the same numbers. Models with LoRA adapters issue every op (an adapter's ops may allocate).
+  // On by default; off issues every op of every step.
+  void set_record_decode(bool enabled) { record_decode_ = enabled; }
+  // Whether the last decode step was replayed from a recording (for reports and tests).
+  bool decode_replayed() const { return decode_replayed_; }
+
   // Every projection of the model: y[T, N] = x[T, K] @ W[N, K]^T (+ bias[N]), 16-bit or 4-bit,
   // plus the adapter's output when the linear has one (no dropout: inference).
   void project(Tensor& y /* [T, N] */, const Tensor& x /* [T, K] */, const LlamaLinear& linear);
@@ -96,24 +105,45 @@ class LlamaModel {
  private:
   friend class LlamaTraining;
   LlamaModel() = default;
-  // Buffers of one forward call of T tokens, allocated once per T (decode reuses T = 1's).
+  // Buffers of one forward call of T tokens, allocated once per T. Decode steps (T = 1) have
+  // their own, which a recorded step keeps using.
   struct Scratch {
     int64_t T = -1;
     Tensor ids;        // I32 [T]
-    Tensor positions;  // I32 [T]
+    Tensor positions;  // I32 [T], cache.length() + t
     Tensor x;          // [T, C] the residual stream
     Tensor normed;     // [T, C]
     Tensor q;          // [T, H * D]
+    Tensor k, v;       // [T, KVH * D] the new keys and values, on their way into the cache
     Tensor attn;       // [T, H * D]
     Tensor proj;       // [T, C] o_proj and down_proj outputs
     Tensor gate, up;   // [T, F]
+    Tensor last_normed;  // [1, C] the last token's final norm
+    Tensor logits;       // [1, V] its logits in the compute dtype (F32: logits_f32 itself)
+    Tensor logits_f32;   // [1, V]
+  };
+  // The decode step recorded for one KV cache (Backend::record), replayed at every token. It
+  // reads the token id and position from decode_'s device buffers, so only those change.
+  struct DecodeRecording {
+    std::unique_ptr<Backend::Recording> recording;
+    const LlamaModel* model = nullptr;    // what it was recorded for: this model (not a moved-from one),
+    const void* cache_storage = nullptr;  // the cache's first key row,
+    int64_t cache_capacity = 0;           // its rows,
+    const void* rope_storage = nullptr;   // and the RoPE table
+    int64_t plain_steps = 0;              // steps issued op by op for that cache so far
+    bool failed = false;                  // recording failed once: issue op by op from now on
   };
   void finish_setup(int64_t workspace_elements);
-  void prepare_scratch(int64_t T);
+  void prepare_scratch(Scratch& s, int64_t T);
   void ensure_rope_positions(int64_t positions);
-  void block_forward(int64_t layer, KvCache& cache, int64_t T);
-  void attention_forward(int64_t layer, KvCache& cache, int64_t T);
-  void mlp_forward(int64_t layer);
+  // Issues one forward pass over s's tokens: every op reads and writes s's buffers and the cache.
+  void issue_forward(Scratch& s, KvCache& cache, int64_t T, bool last_only);
+  void block_forward(Scratch& s, int64_t layer, KvCache& cache, int64_t T);
+  void attention_forward(Scratch& s, int64_t layer, KvCache& cache, int64_t T);
+  void mlp_forward(Scratch& s, int64_t layer);
+  // A decode step through decode_recording_, recording it first when that is due; false when this
+  // step must be issued op by op instead (the first step on a cache, adapters, a failed recording).
+  bool replay_decode_step(KvCache& cache);
 
   LlamaHyper hyper_;
   DType dtype_ = DType::bf16;
@@ -125,6 +155,10 @@ class LlamaModel {
   RopeTable rope_table_;
   Tensor workspace_4bit_;  // max N*K of the 4-bit linears, compute dtype: their dequantized weight
   Scratch scratch_;
+  Scratch decode_;
+  DecodeRecording decode_recording_;
+  bool record_decode_ = true;
+  bool decode_replayed_ = false;
 };
 
 }  // namespace nibble

@@ -4,6 +4,7 @@
 #include "nibble/quant/quantize_cpu.h"
 #include "nibble/quant/torch_mean.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <vector>
@@ -95,15 +96,26 @@ void dequantize_4bit_cpu(const uint8_t* packed, const float* absmax, int64_t n, 
   NIBBLE_CHECK(out_dtype == DType::f32 || out_dtype == DType::f16 || out_dtype == DType::bf16,
                "dequantize_4bit: output dtype {} is not supported; expected F32, F16 or BF16",
                dtype_safetensors_name(out_dtype));
-  for (int64_t i = 0; i < n; ++i) {
-    float value = dequant_table_value(type, unpack_nibble(packed[i / 2], i)) * absmax[i / blocksize];
-    if (out_dtype == DType::f32) {
-      static_cast<float*>(out)[i] = value;
-    } else if (out_dtype == DType::bf16) {
-      static_cast<bf16_t*>(out)[i] = float_to_bf16(value);
-    } else {
-      static_cast<fp16_t*>(out)[i] = float_to_fp16(value);
+  // Block by block with the 16 code values at hand: the same product per element, without a
+  // division and a dtype switch per element (this runs for every 4-bit linear of every CPU forward).
+  float table[16];
+  for (uint32_t c = 0; c < 16; ++c) table[c] = dequant_table_value(type, c);
+  auto run = [&](auto store) {
+    for (int64_t start = 0; start < n; start += blocksize) {
+      const float scale = absmax[start / blocksize];
+      const int64_t end = std::min(n, start + blocksize);
+      for (int64_t i = start; i < end; ++i) store(i, table[unpack_nibble(packed[i / 2], i)] * scale);
     }
+  };
+  if (out_dtype == DType::f32) {
+    float* o = static_cast<float*>(out);
+    run([o](int64_t i, float v) { o[i] = v; });
+  } else if (out_dtype == DType::bf16) {
+    bf16_t* o = static_cast<bf16_t*>(out);
+    run([o](int64_t i, float v) { o[i] = float_to_bf16(v); });
+  } else {
+    fp16_t* o = static_cast<fp16_t*>(out);
+    run([o](int64_t i, float v) { o[i] = float_to_fp16(v); });
   }
 }
 

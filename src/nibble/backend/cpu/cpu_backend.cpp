@@ -4,8 +4,10 @@
 // accurate as any fp32 kernel it checks; GEMM is OpenBLAS sgemm on float copies.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "nibble/backend/backend.h"
@@ -26,12 +28,16 @@ std::vector<float> to_floats(const Tensor& t) {
     case DType::f32:
       if (n > 0) std::memcpy(out.data(), t.data(), n * sizeof(float));
       break;
-    case DType::bf16:
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(t.data_as<bf16_t>()[i]);
+    case DType::bf16: {
+      const bf16_t* in = t.data_as<bf16_t>();
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(in[i]);
       break;
-    case DType::f16:
-      for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_float(t.data_as<fp16_t>()[i]);
+    }
+    case DType::f16: {
+      const fp16_t* in = t.data_as<fp16_t>();
+      for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_float(in[i]);
       break;
+    }
     default:
       fail("cpu backend: {} is not an activation dtype", t.describe());
   }
@@ -52,12 +58,16 @@ void store_floats(Tensor& t, const std::vector<float>& values) {
     case DType::f32:
       if (n > 0) std::memcpy(t.data(), values.data(), n * sizeof(float));
       break;
-    case DType::bf16:
-      for (int64_t i = 0; i < n; ++i) t.data_as<bf16_t>()[i] = float_to_bf16(values[i]);
+    case DType::bf16: {
+      bf16_t* out = t.data_as<bf16_t>();
+      for (int64_t i = 0; i < n; ++i) out[i] = float_to_bf16(values[i]);
       break;
-    case DType::f16:
-      for (int64_t i = 0; i < n; ++i) t.data_as<fp16_t>()[i] = float_to_fp16(values[i]);
+    }
+    case DType::f16: {
+      fp16_t* out = t.data_as<fp16_t>();
+      for (int64_t i = 0; i < n; ++i) out[i] = float_to_fp16(values[i]);
       break;
+    }
     default:
       fail("cpu backend: {} is not an activation dtype", t.describe());
   }
@@ -186,36 +196,40 @@ class CpuBackend final : public Backend {
 
   void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v) override {
     AttentionDims d = check_attention_forward(Device::cpu, out, q, k, v);
-    std::vector<float> qf = to_floats(q), kf = to_floats(k), vf = to_floats(v), of(d.T * d.H * d.D);
-    const int64_t group = d.H / d.KVH;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
-    std::vector<float> score(d.S);
-    std::vector<double> acc(d.D);
+    attend(out, q, k, v, d, [&](int64_t t) { return d.S - d.T + t + 1; });  // keys [0, S - T + t]
+  }
+
+  void attention_cached_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& positions) override {
+    AttentionDims d = check_attention_cached_forward(Device::cpu, out, q, k, v, positions);
+    const int32_t* pos = positions.data_as<int32_t>();
+    for (int64_t t = 0; t < d.T; ++t)
+      NIBBLE_CHECK(pos[t] >= 0 && pos[t] < d.S,
+                   "attention_cached_forward: token {} has position {}, expected a position in [0, {}) (the "
+                   "cache's rows)", t, pos[t], d.S);
+    int64_t rows = 1;  // keys any query sees
+    for (int64_t t = 0; t < d.T; ++t) rows = std::max<int64_t>(rows, pos[t] + 1);
+    AttentionDims read = d;
+    read.S = rows;
+    attend(out, q, leading_rows(k, rows), leading_rows(v, rows), read,
+           [&](int64_t t) { return static_cast<int64_t>(pos[t]) + 1; });
+  }
+
+  void kv_cache_write(Tensor& k_cache, Tensor& v_cache, const Tensor& k, const Tensor& v,
+                      const Tensor& positions) override {
+    AttentionDims d = check_kv_cache_write(Device::cpu, k_cache, v_cache, k, v, positions);
+    const int32_t* pos = positions.data_as<int32_t>();
+    for (int64_t t = 0; t < d.T; ++t)
+      NIBBLE_CHECK(pos[t] >= 0 && pos[t] < d.S,
+                   "kv_cache_write: token {} has position {}, expected a position in [0, {}) (the cache's rows)", t,
+                   pos[t], d.S);
+    const size_t row_bytes = static_cast<size_t>(d.KVH * d.D) * dtype_size(k.dtype());
     for (int64_t t = 0; t < d.T; ++t) {
-      const int64_t visible = d.S - d.T + t + 1;  // keys [0, S - T + t]
-      for (int64_t h = 0; h < d.H; ++h) {
-        const int64_t kvh = h / group;
-        const float* qrow = &qf[(t * d.H + h) * d.D];
-        float max_score = -INFINITY;
-        for (int64_t s = 0; s < visible; ++s) {
-          const float* krow = &kf[(s * d.KVH + kvh) * d.D];
-          double dot = 0;
-          for (int64_t i = 0; i < d.D; ++i) dot += static_cast<double>(qrow[i]) * krow[i];
-          score[s] = static_cast<float>(dot) * scale;
-          max_score = std::max(max_score, score[s]);
-        }
-        double sum = 0;
-        for (int64_t s = 0; s < visible; ++s) sum += std::exp(static_cast<double>(score[s] - max_score));
-        std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t s = 0; s < visible; ++s) {
-          const float p = static_cast<float>(std::exp(static_cast<double>(score[s] - max_score)) / sum);
-          const float* vrow = &vf[(s * d.KVH + kvh) * d.D];
-          for (int64_t i = 0; i < d.D; ++i) acc[i] += static_cast<double>(p) * vrow[i];
-        }
-        for (int64_t i = 0; i < d.D; ++i) of[(t * d.H + h) * d.D + i] = static_cast<float>(acc[i]);
-      }
+      std::memcpy(static_cast<char*>(k_cache.data()) + pos[t] * row_bytes,
+                  static_cast<const char*>(k.data()) + t * row_bytes, row_bytes);
+      std::memcpy(static_cast<char*>(v_cache.data()) + pos[t] * row_bytes,
+                  static_cast<const char*>(v.data()) + t * row_bytes, row_bytes);
     }
-    store_floats(out, of);
   }
 
   void attention_packed_forward(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -274,6 +288,52 @@ class CpuBackend final : public Backend {
       }
     }
     store_floats(x, v);
+  }
+
+  // Causal attention of the T queries over the key rows k, v [S, KVH, D]: query t sees the first
+  // visible(t) keys. Scores and softmax in double, as the rest of the reference.
+  template <typename Visible>
+  static void attend(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionDims& d,
+                     Visible visible_keys) {
+    std::vector<float> qf = to_floats(q), kf = to_floats(k), vf = to_floats(v), of(d.T * d.H * d.D);
+    const int64_t group = d.H / d.KVH;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
+    std::vector<float> score(d.S);
+    std::vector<double> acc(d.D);
+    for (int64_t t = 0; t < d.T; ++t) {
+      const int64_t visible = visible_keys(t);
+      for (int64_t h = 0; h < d.H; ++h) {
+        const int64_t kvh = h / group;
+        const float* qrow = &qf[(t * d.H + h) * d.D];
+        float max_score = -INFINITY;
+        for (int64_t s = 0; s < visible; ++s) {
+          const float* krow = &kf[(s * d.KVH + kvh) * d.D];
+          double dot = 0;
+          for (int64_t i = 0; i < d.D; ++i) dot += static_cast<double>(qrow[i]) * krow[i];
+          score[s] = static_cast<float>(dot) * scale;
+          max_score = std::max(max_score, score[s]);
+        }
+        double sum = 0;
+        for (int64_t s = 0; s < visible; ++s) sum += std::exp(static_cast<double>(score[s] - max_score));
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t s = 0; s < visible; ++s) {
+          const float p = static_cast<float>(std::exp(static_cast<double>(score[s] - max_score)) / sum);
+          const float* vrow = &vf[(s * d.KVH + kvh) * d.D];
+          for (int64_t i = 0; i < d.D; ++i) acc[i] += static_cast<double>(p) * vrow[i];
+        }
+        for (int64_t i = 0; i < d.D; ++i) of[(t * d.H + h) * d.D + i] = static_cast<float>(acc[i]);
+      }
+    }
+    store_floats(out, of);
+  }
+
+  // The first `rows` rows of a [P, ...] tensor, sharing its storage (a cache holds more rows than
+  // a call reads).
+  static Tensor leading_rows(const Tensor& t, int64_t rows) {
+    Shape shape = t.shape();
+    shape[0] = rows;
+    auto owner = std::make_shared<Tensor>(t);
+    return Tensor::from_external(owner->data(), shape, t.dtype(), t.device(), owner);
   }
 };
 

@@ -45,9 +45,11 @@ class CudaBackend final : public Backend {
   // device so that no op has to wait for the GPU (a wait per layer would stall decoding).
   void synchronize() override {
     NIBBLE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    unsigned long long found[3];
+    unsigned long long found[4];
     NIBBLE_CUDA_CHECK(cudaMemcpy(found, bad_index_, sizeof found, cudaMemcpyDeviceToHost));
-    if (found[0] == cuda::kNoBadIndex && found[1] == cuda::kNoBadIndex && found[2] == cuda::kNoBadIndex) return;
+    if (found[0] == cuda::kNoBadIndex && found[1] == cuda::kNoBadIndex && found[2] == cuda::kNoBadIndex &&
+        found[3] == cuda::kNoBadIndex)
+      return;
     NIBBLE_CUDA_CHECK(cudaMemcpy(bad_index_, kNoBadIndexes, sizeof(kNoBadIndexes), cudaMemcpyHostToDevice));
     if (found[0] != cuda::kNoBadIndex)
       fail("embedding_forward: token {} has id {}, expected an id in [0, {})", cuda::bad_index_token(found[0]),
@@ -55,8 +57,11 @@ class CudaBackend final : public Backend {
     if (found[1] != cuda::kNoBadIndex)
       fail("{}: token {} has position {}, expected a position in [0, {}) (the table's length)", last_rope_op_,
            cuda::bad_index_token(found[1]), cuda::bad_index_value(found[1]), last_rope_positions_);
-    fail("cross_entropy: token {} has label {}, expected -100 (ignored) or a label in [0, {})",
-         cuda::bad_index_token(found[2]), cuda::bad_index_value(found[2]), last_labels_);
+    if (found[2] != cuda::kNoBadIndex)
+      fail("cross_entropy: token {} has label {}, expected -100 (ignored) or a label in [0, {})",
+           cuda::bad_index_token(found[2]), cuda::bad_index_value(found[2]), last_labels_);
+    fail("{}: token {} has position {}, expected a position in [0, {}) (the cache's rows)", last_cache_op_,
+         cuda::bad_index_token(found[3]), cuda::bad_index_value(found[3]), last_cache_rows_);
   }
 
   void embedding_forward(Tensor& out, const Tensor& ids, const Tensor& table) override {
@@ -86,6 +91,13 @@ class CudaBackend final : public Backend {
     RowsDims d = check_rmsnorm_forward(Device::cuda, out, x, weight, eps, rstd);
     cuda::rmsnorm_forward_launch(out.data(), rstd != nullptr ? rstd->data_as<float>() : nullptr, x.data(),
                                  weight.data(), eps, d.T, d.C, x.dtype(), stream_);
+  }
+
+  void add_rmsnorm_forward(Tensor& x, Tensor& out, const Tensor& delta, const Tensor& weight, float eps) override {
+    check_elementwise("add_rmsnorm_forward", Device::cuda, x, x, delta);
+    RowsDims d = check_rmsnorm_forward(Device::cuda, out, x, weight, eps);
+    cuda::add_rmsnorm_forward_launch(x.data(), out.data(), delta.data(), weight.data(), eps, d.T, d.C, x.dtype(),
+                                     stream_);
   }
 
   void rmsnorm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor* rstd,
@@ -167,6 +179,27 @@ class CudaBackend final : public Backend {
                                    d.D, q.dtype(), stream_);
   }
 
+  // A bad position is reported by the next synchronize().
+  void attention_cached_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& positions) override {
+    AttentionDims d = check_attention_cached_forward(Device::cuda, out, q, k, v, positions);
+    last_cache_op_ = "attention_cached_forward";
+    last_cache_rows_ = d.S;
+    cuda::attention_cached_forward_launch(out.data(), nullptr, q.data(), k.data(), v.data(), nullptr,
+                                          positions.data_as<int32_t>(), bad_index_ + 3, d.T, d.S, d.H, d.KVH, d.D,
+                                          q.dtype(), stream_);
+  }
+
+  // A bad position is reported by the next synchronize().
+  void kv_cache_write(Tensor& k_cache, Tensor& v_cache, const Tensor& k, const Tensor& v,
+                      const Tensor& positions) override {
+    AttentionDims d = check_kv_cache_write(Device::cuda, k_cache, v_cache, k, v, positions);
+    last_cache_op_ = "kv_cache_write";
+    last_cache_rows_ = d.S;
+    cuda::kv_cache_write_launch(k_cache.data(), v_cache.data(), k.data(), v.data(), positions.data_as<int32_t>(), d.T,
+                                d.S, d.KVH, d.D, k.dtype(), bad_index_ + 3, stream_);
+  }
+
   void attention_packed_forward(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
                                 const Tensor& seq_ids) override {
     AttentionDims d = check_attention_packed_forward(Device::cuda, out, lse, q, k, v, seq_ids);
@@ -208,7 +241,48 @@ class CudaBackend final : public Backend {
                                labels.data_as<int32_t>(), d.T, d.C, grad_scale, bad_index_ + 2, stream_);
   }
 
+  // Stream capture into a CUDA graph. Thread-local mode: a call that would synchronize or
+  // allocate through cudaMalloc inside `ops` fails the capture instead of being recorded wrongly.
+  std::unique_ptr<Recording> record(std::function<void()> ops) override {
+    NIBBLE_CHECK(ops != nullptr, "record: no ops to record");
+    NIBBLE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    cudaGraph_t graph = nullptr;
+    try {
+      ops();
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      cudaGetLastError();  // the capture's error, if it was one, is not the caller's next error
+      throw;
+    }
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    if (ended != cudaSuccess) {
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      NIBBLE_CUDA_CHECK(ended);
+    }
+    auto recording = std::make_unique<GraphRecording>();
+    recording->graph = graph;
+    NIBBLE_CUDA_CHECK(cudaGraphInstantiate(&recording->exec, graph, 0));
+    return recording;
+  }
+
+  void replay(Recording& recording) override {
+    auto* graph = dynamic_cast<GraphRecording*>(&recording);
+    NIBBLE_CHECK(graph != nullptr, "replay: the recording was not made by the cuda backend");
+    NIBBLE_CUDA_CHECK(cudaGraphLaunch(graph->exec, stream_));
+  }
+
  private:
+  struct GraphRecording final : Recording {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    ~GraphRecording() override {
+      if (exec != nullptr) cudaGraphExecDestroy(exec);
+      if (graph != nullptr) cudaGraphDestroy(graph);
+    }
+  };
+
   // t itself when F32, else an F32 copy (exact: every activation dtype widens without rounding).
   Tensor widened(const Tensor& t) {
     if (t.dtype() == DType::f32) return t;
@@ -228,14 +302,17 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  // [0] embedding ids, [1] RoPE positions, [2] cross-entropy labels (bad_index.h); the limits
-  // of the latest calls name the expected range in the report.
-  static constexpr unsigned long long kNoBadIndexes[3] = {cuda::kNoBadIndex, cuda::kNoBadIndex, cuda::kNoBadIndex};
+  // [0] embedding ids, [1] RoPE positions, [2] cross-entropy labels, [3] KV cache positions
+  // (bad_index.h); the limits of the latest calls name the expected range in the report.
+  static constexpr unsigned long long kNoBadIndexes[4] = {cuda::kNoBadIndex, cuda::kNoBadIndex, cuda::kNoBadIndex,
+                                                          cuda::kNoBadIndex};
   unsigned long long* bad_index_ = nullptr;
   int64_t last_vocab_ = 0;
   int64_t last_rope_positions_ = 0;
   const char* last_rope_op_ = "rope_forward";
   int64_t last_labels_ = 0;
+  const char* last_cache_op_ = "kv_cache_write";
+  int64_t last_cache_rows_ = 0;
 };
 
 }  // namespace

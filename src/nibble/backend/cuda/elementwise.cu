@@ -1,6 +1,7 @@
 #include "nibble/backend/cuda/elementwise.cuh"
 
 #include "nibble/backend/cuda/bad_index.h"
+#include "nibble/backend/cuda/dependent_launch.cuh"
 #include "nibble/backend/cuda/element.cuh"
 #include "nibble/core/cuda_check.h"
 #include "nibble/core/rng.h"
@@ -14,6 +15,8 @@ constexpr int kThreads = 256;
 template <typename T>
 __global__ void embedding_kernel(T* out, const int32_t* ids, const T* table, int64_t T_, int64_t C, int64_t V,
                                  unsigned long long* bad_index) {
+  allow_dependents();
+  dependency_wait();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < T_ * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / C, c = i % C;
     const int32_t id = ids[t];
@@ -27,12 +30,16 @@ __global__ void embedding_kernel(T* out, const int32_t* ids, const T* table, int
 
 template <typename T>
 __global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
+  allow_dependents();
+  dependency_wait();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
 }
 
 template <typename To, typename From>
 __global__ void cast_kernel(To* out, const From* in, int64_t n) {
+  allow_dependents();
+  dependency_wait();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<To>(to_f32(in[i]));
 }
@@ -50,6 +57,8 @@ __global__ void dropout_kernel(To* out, const From* in, int64_t n, float p, floa
 // rounded), then multiplied by up and rounded again. expf, not __expf, to stay within an ulp.
 template <typename T>
 __global__ void swiglu_kernel(T* out, const T* gate, const T* up, int64_t n) {
+  allow_dependents();
+  dependency_wait();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float g = to_f32(gate[i]);
     const float silu = round_as<T>(g / (1.0f + expf(-g)));
@@ -76,20 +85,18 @@ void embedding_forward_launch(void* out, const int32_t* ids, const void* table, 
   if (T * C == 0) return;
   dispatch_activation(dtype, "embedding_forward", [&](auto tag) {
     using E = decltype(tag);
-    embedding_kernel<E><<<grid_for(T * C, kThreads), kThreads, 0, stream>>>(
-        static_cast<E*>(out), ids, static_cast<const E*>(table), T, C, V, bad_index);
+    launch_dependent(embedding_kernel<E>, dim3(grid_for(T * C, kThreads)), dim3(kThreads), 0, stream,
+                     static_cast<E*>(out), ids, static_cast<const E*>(table), T, C, V, bad_index);
   });
-  NIBBLE_CUDA_CHECK_LAUNCH();
 }
 
 void add_forward_launch(void* out, const void* a, const void* b, int64_t n, DType dtype, cudaStream_t stream) {
   if (n == 0) return;
   dispatch_activation(dtype, "add_forward", [&](auto tag) {
     using E = decltype(tag);
-    add_kernel<E><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<E*>(out), static_cast<const E*>(a),
-                                                                   static_cast<const E*>(b), n);
+    launch_dependent(add_kernel<E>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, stream, static_cast<E*>(out),
+                     static_cast<const E*>(a), static_cast<const E*>(b), n);
   });
-  NIBBLE_CUDA_CHECK_LAUNCH();
 }
 
 void cast_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int64_t n, cudaStream_t stream) {
@@ -98,11 +105,10 @@ void cast_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int
     dispatch_activation(in_dtype, "cast", [&](auto in_tag) {
       using To = decltype(out_tag);
       using From = decltype(in_tag);
-      cast_kernel<To, From><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<To*>(out),
-                                                                            static_cast<const From*>(in), n);
+      launch_dependent(cast_kernel<To, From>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, stream,
+                       static_cast<To*>(out), static_cast<const From*>(in), n);
     });
   });
-  NIBBLE_CUDA_CHECK_LAUNCH();
 }
 
 void dropout_launch(void* out, DType out_dtype, const void* in, DType in_dtype, int64_t n, float p, float scale,
@@ -124,10 +130,9 @@ void swiglu_forward_launch(void* out, const void* gate, const void* up, int64_t 
   if (n == 0) return;
   dispatch_activation(dtype, "swiglu_forward", [&](auto tag) {
     using E = decltype(tag);
-    swiglu_kernel<E><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
-        static_cast<E*>(out), static_cast<const E*>(gate), static_cast<const E*>(up), n);
+    launch_dependent(swiglu_kernel<E>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, stream, static_cast<E*>(out),
+                     static_cast<const E*>(gate), static_cast<const E*>(up), n);
   });
-  NIBBLE_CUDA_CHECK_LAUNCH();
 }
 
 void swiglu_backward_launch(void* dgate, void* dup, const void* dout, const void* gate, const void* up, int64_t n,

@@ -22,6 +22,10 @@ constexpr int64_t kGemv4bitMaxTokens = 8;
 
 // Raw launcher. w describes the packed [N, K] weight (w.n = N * K); x [T, K], y [T, N] and bias
 // [N] (may be null) are device pointers of `dtype` (F32/F16/BF16); 1 <= T <= kGemv4bitMaxTokens.
+// The launch is a dependent one (dependent_launch.cuh): the weight's codes and constants are read
+// before waiting for the previous kernel, so they must not be the output of a kernel that lets
+// its dependents start early (allow_dependents) and may still be running; x and bias are read,
+// and y written, only after the wait.
 void gemv_4bit_forward_launch(void* y, const void* x, const Dequant4bitArgs& w, int64_t N, int64_t K,
                               const void* bias, int64_t T, DType dtype, cudaStream_t stream);
 

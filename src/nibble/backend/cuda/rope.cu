@@ -1,6 +1,7 @@
 #include "nibble/backend/cuda/rope.cuh"
 
 #include "nibble/backend/cuda/bad_index.h"
+#include "nibble/backend/cuda/dependent_launch.cuh"
 #include "nibble/backend/cuda/element.cuh"
 #include "nibble/core/cuda_check.h"
 
@@ -17,6 +18,8 @@ constexpr int kThreads = 256;
 template <typename T>
 __global__ void rope_kernel(T* q, T* k, const int32_t* positions, const float* cos, const float* sin, int64_t T_,
                             int64_t H, int64_t KVH, int64_t D, int64_t P, float sin_sign, unsigned long long* bad_index) {
+  allow_dependents();
+  dependency_wait();
   const int64_t half = D / 2, heads = H + KVH, total = T_ * heads * half;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t j = i % half, head = (i / half) % heads, t = i / (half * heads);
@@ -46,10 +49,9 @@ void rope_launch(const char* op, float sin_sign, void* q, void* k, const int32_t
   if (total == 0) return;
   dispatch_activation(dtype, op, [&](auto tag) {
     using E = decltype(tag);
-    rope_kernel<E><<<grid_for(total, kThreads), kThreads, 0, stream>>>(
-        static_cast<E*>(q), static_cast<E*>(k), positions, cos, sin, T, H, KVH, D, P, sin_sign, bad_index);
+    launch_dependent(rope_kernel<E>, dim3(grid_for(total, kThreads)), dim3(kThreads), 0, stream, static_cast<E*>(q),
+                     static_cast<E*>(k), positions, cos, sin, T, H, KVH, D, P, sin_sign, bad_index);
   });
-  NIBBLE_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
