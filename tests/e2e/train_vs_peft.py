@@ -16,6 +16,14 @@ the same base, data, starting adapter and hyperparameters, step for step.
    by rounding only. Band: the 10-step moving averages differ by at most 2 % of the first loss
    at every step, and both fall by more than half. Writes both curves to --out (JSON), and the
    peer's as a metrics JSONL next to nibble's so bench/ can plot them together.
+6. The adapter nibble wrote loads with PeftModel.from_pretrained onto the bitsandbytes base with
+   no warning, and the loss PEFT computes with it on held-out lines equals `nibble eval
+   --adapter` on them within 2x PEFT's own bf16 error (its per-token |bf16 - fp32| mean, the
+   fp32 run being the same 4-bit weights with fp32 compute), plus 1e-3 of the loss.
+7. Resume on CUDA: a second run that starts from the first run's checkpoint-120 (copied into a
+   fresh folder, as a kill right after that save leaves it) with --resume logs the same losses
+   for steps 121..240 as the uninterrupted run. nibble's CUDA kernels sum in a fixed order (no
+   atomics), so the bound is equality to 1e-6.
 """
 import argparse
 import json
@@ -70,16 +78,21 @@ def make_start_adapter(model_dir, path):
     get_peft_model(model, config).save_pretrained(path)
 
 
-def run_nibble(nibble, model_dir, data, adapter, out):
+def run_nibble(nibble, model_dir, data, adapter, out, extra=()):
     cmd = [nibble, "train", "--model", model_dir, "--data", data, "--out", out, "--init-adapter", adapter,
            "--device", "cuda", "--per-device-train-batch-size", "1", "--no-packing", "--no-shuffle",
            "--learning-rate", str(HYPER["learning_rate"]), "--warmup-steps", str(HYPER["warmup_steps"]),
            "--lr-scheduler-type", "linear", "--optim", "paged_adamw_32bit",
            "--max-grad-norm", str(HYPER["max_grad_norm"]), "--r", str(HYPER["r"]),
-           "--lora-alpha", str(HYPER["lora_alpha"]), "--logging-steps", "1", "--save-steps", "100000",
-           "--max-seq-length", "128", "--seed", str(HYPER["seed"])]
+           "--lora-alpha", str(HYPER["lora_alpha"]), "--logging-steps", "1",
+           "--max-seq-length", "128", "--seed", str(HYPER["seed"]), "--save-total-limit", "0"]
+    cmd += list(extra)
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
+    return read_losses(out)
+
+
+def read_losses(out):
     losses = []
     with open(os.path.join(out, "metrics.jsonl")) as f:
         for line in f:
@@ -126,6 +139,47 @@ def run_peer(model_dir, data, adapter, metrics_path):
     return losses
 
 
+def peft_loads_nibble_adapter(nibble, model_dir, adapter_dir, texts, work):
+    """PEFT's loss with nibble's adapter (bf16 and fp32 compute) against nibble eval's."""
+    import warnings
+    from peft import PeftModel
+    from tokenizers import Tokenizer
+    from transformers import BitsAndBytesConfig, LlamaForCausalLM
+    tokenizer = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    eos = tokenizer.token_to_id("<|im_end|>")
+    eval_file = os.path.join(work, "heldout.jsonl")
+    with open(eval_file, "w") as f:
+        for t in texts:
+            f.write(json.dumps({"text": t}) + "\n")
+    losses = {}
+    caught_all = []
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=dtype)
+        base = LlamaForCausalLM.from_pretrained(model_dir, quantization_config=quant, dtype=dtype, device_map="cuda")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = PeftModel.from_pretrained(base, adapter_dir)
+        caught_all += [str(w.message)[:200] for w in caught if "is_gradient_checkpointing" not in str(w.message)]
+        model.eval()
+        per_token = []
+        with torch.no_grad():
+            for t in texts:
+                ids = torch.tensor([tokenizer.encode(t, add_special_tokens=True).ids + [eos]], device="cuda")
+                logits = model(input_ids=ids).logits[0, :-1].float()
+                per_token.append(torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none"))
+        losses[name] = torch.cat(per_token)
+    out = subprocess.run([nibble, "eval", "--model", model_dir, "--quantize", "nf4", "--adapter", adapter_dir,
+                          "--data", eval_file, "--device", "cuda", "--json"], check=True, capture_output=True, text=True)
+    ours = json.loads(out.stdout)["loss"]
+    peft_bf16, truth = losses["bf16"].mean().item(), losses["fp32"].mean().item()
+    peft_error = (losses["bf16"] - losses["fp32"]).abs().mean().item()
+    bound = 2 * peft_error + 1e-3 * truth
+    return {"nibble_eval_loss": ours, "peft_bf16_loss": peft_bf16, "peft_fp32_loss": truth,
+            "peft_per_token_bf16_error": peft_error, "bound": bound, "warnings": caught_all,
+            "ok": abs(ours - truth) <= bound and not caught_all}
+
+
 def moving_average(values, window=10):
     out = []
     for i in range(len(values)):
@@ -148,8 +202,20 @@ def main():
     write_model(model_dir)
     write_data(data)
     make_start_adapter(model_dir, adapter)
-    ours = run_nibble(args.nibble, model_dir, data, adapter, os.path.join(args.work, "nibble_out"))
+    nibble_out = os.path.join(args.work, "nibble_out")
+    ours = run_nibble(args.nibble, model_dir, data, adapter, nibble_out, ["--save-steps", "120"])
     theirs = run_peer(model_dir, data, adapter, os.path.join(args.work, "peer_metrics.jsonl"))
+    resumed_out = os.path.join(args.work, "resumed_out")
+    os.makedirs(resumed_out)
+    # What a kill right after the step-120 save leaves: that checkpoint and the log so far (the
+    # resumed run cuts the log back to step 120 itself).
+    shutil.copytree(os.path.join(nibble_out, "checkpoint-120"), os.path.join(resumed_out, "checkpoint-120"))
+    shutil.copy(os.path.join(nibble_out, "metrics.jsonl"), os.path.join(resumed_out, "metrics.jsonl"))
+    resumed = run_nibble(args.nibble, model_dir, data, adapter, resumed_out, ["--save-steps", "120", "--resume"])
+    heldout = ["The small owl says hoot. Every owl says hoot, and so does this small one.",
+               "The fast sheep says baa. Every sheep says baa, and so does this fast one.",
+               "The old duck says quack. Every duck says quack, and so does this old one."]
+    peft_check = peft_loads_nibble_adapter(args.nibble, model_dir, nibble_out, heldout, args.work)
 
     failures = []
     if len(ours) != len(theirs):
@@ -163,7 +229,13 @@ def main():
     for name, curve in (("nibble", ma_ours), ("peer", ma_theirs)):
         if curve and curve[-1] > 0.5 * curve[0]:
             failures.append(f"{name}'s loss fell only from {curve[0]:.3f} to {curve[-1]:.3f}")
+    resume_gap = max((abs(a - b) for a, b in zip(ours[120:], resumed[120:])), default=math.inf)
+    if len(resumed) != len(ours) or resume_gap > 1e-6:
+        failures.append(f"resumed run: {len(resumed)} logged steps, largest loss gap {resume_gap} after step 120")
+    if not peft_check["ok"]:
+        failures.append(f"PEFT with nibble's adapter: {peft_check}")
     report = {"nibble": ours, "peer": theirs, "band": band, "max_moving_average_difference": worst,
+              "resumed": resumed, "resume_max_gap": resume_gap, "peft_loads_nibble_adapter": peft_check,
               "failures": failures}
     with open(args.out, "w") as f:
         json.dump(report, f)
@@ -173,7 +245,9 @@ def main():
                 os.path.join(os.path.dirname(args.out), "train_vs_peft_nibble.jsonl"))
     print(f"steps {n}; first loss nibble {ours[0] if ours else float('nan'):.4f} peer "
           f"{theirs[0] if theirs else float('nan'):.4f}; last (10-step mean) nibble {ma_ours[-1] if n else 0:.4f} "
-          f"peer {ma_theirs[-1] if n else 0:.4f}; max moving-average difference {worst:.4f} (band {band:.4f})")
+          f"peer {ma_theirs[-1] if n else 0:.4f}; max moving-average difference {worst:.4f} (band {band:.4f}); "
+          f"resume gap {resume_gap}; PEFT with nibble's adapter: loss {peft_check['peft_fp32_loss']:.5f} (fp32), "
+          f"nibble eval {peft_check['nibble_eval_loss']:.5f}, bound {peft_check['bound']:.5f}")
     if failures:
         print("FAILED: " + "; ".join(failures))
         sys.exit(1)
