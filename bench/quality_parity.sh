@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's quality check: the quickstart's LoRA job (SmolLM2-135M-Instruct, examples/quickstart)
+# Issue 4 quality check: the quickstart's LoRA job (SmolLM2-135M-Instruct, examples/quickstart)
 # on four bases with the same hyperparameters and seed: bf16 (no quantization), NF4 + Double
 # Quantization, NF4 without DQ, FP4 + DQ. Prints each run's eval loss before and after, writes
 # the eval curves of all four into one PNG (bench/quality_parity.png by default).

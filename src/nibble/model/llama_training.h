@@ -24,7 +24,7 @@ namespace nibble {
 
 struct TrainingOptions {
   bool gradient_checkpointing = true;
-  int64_t loss_chunk_tokens = 2048;
+  int64_t loss_chunk_tokens = 1024;  // TrainShape::loss_chunk_tokens, what `nibble memory` assumes
   uint64_t dropout_seed = 0;  // LoRA dropout masks: Philox key
 };
 
