@@ -38,3 +38,10 @@ TEST(Tensor, ParseDevice) {
   EXPECT_EQ(parse_device("cpu"), Device::cpu);
   EXPECT_THROW(parse_device("tpu"), Error);
 }
+
+// Shapes come from files (safetensors headers, bitsandbytes JSON); found by fuzzing (issue 5).
+TEST(Tensor, ShapeWhoseElementCountOverflowsIsAnError) {
+  EXPECT_EQ(shape_numel({int64_t{1} << 31, int64_t{1} << 31}), int64_t{1} << 62);
+  EXPECT_THROW(shape_numel({int64_t{1} << 32, int64_t{1} << 32}), Error);
+  EXPECT_THROW(shape_numel({3, int64_t{1} << 62}), Error);
+}

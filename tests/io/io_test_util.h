@@ -65,6 +65,9 @@ inline std::string safetensors_bytes(const std::string& header, const std::strin
   return out + header + data;
 }
 
+// `depth` nested JSON arrays, "[[[...]]]": hostile input that recursive code must not follow.
+inline std::string nested_json_arrays(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
 // Runs `body` and checks it throws nibble::Error whose message contains every fragment.
 inline void expect_error(const std::function<void()>& body, std::initializer_list<std::string> fragments) {
   try {

@@ -140,5 +140,30 @@ TEST(BnbCheckpoint, WriterRejectsAnInconsistentWeight) {
   expect_error([&] { bnb_weight_tensors("m", w); }, {"m.weight", "absmax is F32[128]", "expected U8[128]"});
 }
 
+// Inputs found by fuzz/fuzz_bnb_quant_state (issue 5): sizes computed from the JSON's shape and
+// block sizes overflowed int64 (undefined behaviour) before any check could see them.
+TEST(BnbCheckpoint, OverflowingShapeOrBlockSizeInTheJsonIsAnError) {
+  test::ScratchDir dir;
+  auto load_with_json = [&](const std::string& json) {
+    auto tensors = bnb_weight_tensors("m", make_weight(true));
+    Tensor blob = Tensor::empty({static_cast<int64_t>(json.size())}, DType::u8);
+    std::memcpy(blob.data(), json.data(), json.size());
+    for (auto& [name, tensor] : tensors)
+      if (name == "m.weight.quant_state.bitsandbytes__nf4") tensor = blob;
+    save_safetensors(dir / "model.safetensors", tensors);
+    load_bnb_weight(SafetensorsModel::open(dir.path()), "m.weight");
+  };
+  const std::string nested = R"(, "nested_dtype": "float32", "nested_offset": 0.05})";
+  expect_error([&] { load_with_json(R"({"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", )"
+                                    R"("shape": [4294967296, 4294967296], "nested_blocksize": 256)" + nested); },
+               {"m.weight", "more elements than fit in 64 bits"});
+  expect_error([&] { load_with_json(R"({"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", )"
+                                    R"("shape": [9223372036854775807], "nested_blocksize": 256)" + nested); },
+               {"m.weight", "expected at most 2^56"});
+  expect_error([&] { load_with_json(R"({"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", )"
+                                    R"("shape": [64, 128], "nested_blocksize": 9223372036854775807)" + nested); },
+               {"m.weight", "nested_blocksize 9223372036854775807", "up to 4096"});
+}
+
 }  // namespace
 }  // namespace nibble

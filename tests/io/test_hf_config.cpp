@@ -197,5 +197,13 @@ TEST(PythonJson, FloatReprMatchesPython) {
   EXPECT_EQ(python_json_dumps(Json::parse(R"({"k": "\u00e9\ud83d\ude00\n"})")), R"({"k": "\u00e9\ud83d\ude00\n"})");
 }
 
+// Input found by fuzz/fuzz_hf_config (issue 5): the error message dumps the bad value, and
+// dumping 200k nested arrays overflowed the stack.
+TEST(HfConfig, DeeplyNestedValueIsAnErrorNotAStackOverflow) {
+  test::ScratchDir dir;
+  test::write_bytes(dir / "config.json", R"({"model_type": )" + test::nested_json_arrays(200000) + "}");
+  expect_error([&] { load_model_config(dir.path()); }, {dir / "config.json", "deeper than 128 levels"});
+}
+
 }  // namespace
 }  // namespace nibble

@@ -188,3 +188,13 @@ TEST(PeftAdapter, MissingFolderNamesTheFile) {
   const std::string message = error_of([] { read_peft_adapter("/nonexistent/adapter"); });
   EXPECT_NE(message.find("/nonexistent/adapter/adapter_config.json"), std::string::npos) << message;
 }
+
+// Input found by fuzz/fuzz_adapter_config (issue 5): the error message dumps the bad value, and
+// dumping 200k nested arrays overflowed the stack.
+TEST(PeftAdapter, DeeplyNestedValueIsAnErrorNotAStackOverflow) {
+  nibble::test::ScratchDir dir;
+  nibble::test::write_bytes(dir / "adapter_config.json",
+                            R"({"peft_type": "LORA", "r": )" + nibble::test::nested_json_arrays(200000) + "}");
+  const std::string message = error_of([&] { read_peft_adapter(dir.path()); });
+  EXPECT_NE(message.find("deeper than 128 levels"), std::string::npos) << message;
+}

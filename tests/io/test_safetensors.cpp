@@ -297,5 +297,32 @@ TEST(SafetensorsModel, IndexErrorsNameTheIndexTheTensorAndTheShard) {
   expect_error([&] { SafetensorsModel::open(empty.path()); }, {empty.path(), "no model.safetensors"});
 }
 
+// Inputs found by fuzz/fuzz_safetensors and fuzz/fuzz_safetensors_index (issue 5).
+
+TEST(Safetensors, FromBytesValidatesAsOpenDoes) {
+  std::string good = safetensors_bytes(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", "xy");
+  SafetensorsFile file = SafetensorsFile::from_bytes(good, "memory.safetensors");
+  EXPECT_EQ(file.tensor("a").data_as<uint8_t>()[1], 'y');
+  std::string overlapping = safetensors_bytes(
+      R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}})", "xyz");
+  expect_error([&] { SafetensorsFile::from_bytes(overlapping, "memory.safetensors"); },
+               {"memory.safetensors", "tensor 'b'", "overlap tensor 'a'"});
+  expect_error([&] { SafetensorsFile::from_bytes("abc", "memory.safetensors"); }, {"memory.safetensors", "expected at least"});
+}
+
+TEST_F(BadSafetensors, DeeplyNestedHeaderIsAnErrorNotAStackOverflow) {
+  // Error messages dump the offending value, and dumping recurses: 200k levels crashed it.
+  std::string header = R"({"a":{"dtype":"U8","shape":)" + test::nested_json_arrays(200000) + R"(,"data_offsets":[0,1]}})";
+  std::string path = write(header, "x");
+  expect_error([&] { SafetensorsFile::open(path); }, {path, "deeper than 128 levels"});
+}
+
+TEST(SafetensorsModel, DeeplyNestedIndexIsAnErrorNotAStackOverflow) {
+  ScratchDir dir;
+  save_safetensors(dir / "s1.safetensors", {{"a", Tensor::zeros({1}, DType::f32)}});
+  write_bytes(dir / "model.safetensors.index.json", R"({"weight_map": {"a": )" + test::nested_json_arrays(200000) + "}}");
+  expect_error([&] { SafetensorsModel::open(dir.path()); }, {"model.safetensors.index.json", "deeper than 128 levels"});
+}
+
 }  // namespace
 }  // namespace nibble

@@ -109,4 +109,26 @@ TEST(ChatTemplate, SyntaxErrorNamesLineAndColumn) {
   }
 }
 
+// Inputs found by fuzz/fuzz_tokenizer_config (issue 5).
+TEST(ChatTemplate, FromTokenizerConfigReadsWhatLoadReads) {
+  auto t = nibble::ChatTemplate::from_tokenizer_config(
+      R"({"bos_token": {"content": "<s>"}, "eos_token": "</s>",
+          "chat_template": [{"name": 7, "template": "N"}, {"template": "no name"},
+                            {"name": "default", "template": "{{ bos_token }}D{{ eos_token }}"}]})",
+      "m/tokenizer_config.json");
+  EXPECT_EQ(t.render(nlohmann::ordered_json::array(), false), "<s>D</s>");
+  // A "name" that is not a string used to escape as nlohmann::type_error instead of nibble::Error.
+  for (const char* bad : {R"({"chat_template": [{"name": 7, "template": "N"}]})", R"([1, 2])",
+                          R"({"chat_template": 5})", R"({"chat_template": "{{ x", "bos_token": 1})"}) {
+    EXPECT_THROW(nibble::ChatTemplate::from_tokenizer_config(bad, "m/tokenizer_config.json"), nibble::Error) << bad;
+  }
+  std::string deep = R"({"chat_template": )" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  try {
+    nibble::ChatTemplate::from_tokenizer_config(deep, "m/tokenizer_config.json");
+    FAIL() << "expected an error";
+  } catch (const nibble::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("deeper than 128 levels"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace

@@ -189,5 +189,17 @@ TEST(DatasetErrors, BadOptions) {
   EXPECT_THROW(BatchIterator(data, batch), Error);
 }
 
+// Inputs found by fuzz/fuzz_dataset_jsonl (issue 5): a number too large for a double escaped as
+// nlohmann::out_of_range instead of nibble::Error; deep nesting would overflow the stack.
+TEST(DatasetErrors, HugeNumbersAndDeepNestingNameTheLine) {
+  std::string e = error_of(kGood + "\n" + R"({"text": 1e999})");
+  EXPECT_NE(e.find("train.jsonl:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
+  e = error_of(R"({"messages": [{"role": "user", "content": )" + std::string(200000, '[') + std::string(200000, ']') +
+               "}]}");
+  EXPECT_NE(e.find("train.jsonl:1"), std::string::npos) << e;
+  EXPECT_NE(e.find("deeper than 128 levels"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace nibble

@@ -196,4 +196,67 @@ TEST(Jinja, IntAndFloatStayDistinct) {
             "3 3.0 True True True");
 }
 
+// Untrusted templates (issue 5): each of these once crashed, hung, overflowed an integer or
+// allocated without bound; now each is one nibble::Error naming the limit or the problem.
+TEST(Jinja, HostileTemplatesEndInOneError) {
+  const std::pair<std::string, const char*> cases[] = {
+      {"{{ range(10**12)|length }}", "MAX_RANGE"},
+      {"{{ range(9223372036854775800, 9223372036854775807, 5)|list }}", ""},  // fits: 2 items, no overflow
+      {"{{ 'ab' * 9223372036854775807 }}", "max_output_bytes"},
+      {"{{ ('' * 9223372036854775807)|length }}{{ ([] * 9223372036854775807)|length }}", ""},  // was 2^63 turns
+      {"{{ [1, 2] * 4611686018427387904 }}", "max_loop_iterations"},
+      {"{% set ns = namespace(s='ab') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+       "max_output_bytes"},
+      {"{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}{{ ns.l }}",
+       "max_output_bytes"},
+      {"{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}"
+       "{{ ns.l|tojson }}", "max_output_bytes"},
+      {"{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", "max_depth"},
+      {"{{ 'x'|center(10**12) }}", "max_output_bytes"},
+      {"{{ 'x\ny'|indent(10**12) }}", "max_output_bytes"},
+      {"{{ 9223372036854775807 + 1 }}", "integer overflow in '+'"},
+      {"{{ (-9223372036854775807 - 1) // -1 }}", "integer overflow in '//'"},
+      {"{{ -(-9223372036854775807 - 1) }}", "integer overflow in '-'"},
+      {"{{ 3 ** 100 }}", "integer overflow in '**'"},
+      {"{{ (-9223372036854775807 - 1)|abs }}", "does not fit in a 64-bit integer"},
+      {"{{ 1e300|int }}", "does not fit in a 64-bit integer"},
+      {"{{ '\\xZZ' }}", "truncated \\x escape"},
+      {"{{ '\\U00110000' }}", "illegal Unicode character"},
+      {"{{ " + std::string(100000, '(') + "1" + std::string(100000, ')') + " }}", "nest deeper than 256"},
+      {"{{ x" + [] { std::string s; for (int i = 0; i < 100000; ++i) s += "|e"; return s; }() + " }}",
+       "nests deeper than 256"},
+      {[] { std::string s = "{{ 1"; for (int i = 0; i < 100000; ++i) s += "+1"; return s + " }}"; }(),
+       "nests deeper than 256"},
+      {[] { std::string s; for (int i = 0; i < 100000; ++i) s += "{% if 1 %}"; return s; }(), "nest deeper than 256"},
+  };
+  for (const auto& [source, fragment] : cases) {
+    std::string e = error_of(source);
+    if (*fragment == '\0') EXPECT_EQ(e, "") << source.substr(0, 80);
+    else EXPECT_TRUE(contains(e, fragment)) << source.substr(0, 80) << "\n  error: " << e;
+  }
+}
+
+TEST(Jinja, OverflowSafeArithmeticStillMatchesPython) {
+  EXPECT_EQ(Template("{{ -7 % 3 }} {{ 7 % -3 }} {{ (-9223372036854775807 - 1) % 3 }} {{ 5 // -1 }} {{ 0 ** 0 }} "
+                     "{{ (-1) ** 63 }} {{ 2 ** 62 }} {{ 'abcdef'[1::9223372036854775807] }} {{ 'abc'[::-2] }} "
+                     "{{ 'nan'|float|int(7) }} {{ 'x'|indent(-5) }}")
+                .render(case_variables()),
+            "2 -2 1 -5 1 -1 4611686018427387904 b ca 7 x");
+}
+
+TEST(Jinja, WorkLimitStopsAValueGrowingInALoop) {
+  Limits limits;
+  limits.max_work = 1000000;
+  std::string e = error_of("{% set ns = namespace(s='x' * 1000) %}{% for i in range(10000) %}{% set ns.t = ns.s ~ i %}"
+                           "{% endfor %}", limits);
+  EXPECT_TRUE(contains(e, "max_work")) << e;
+  EXPECT_EQ(error_of("{% for i in range(100) %}{{ i }}{% endfor %}", limits), "");
+}
+
+TEST(Jinja, UniqueOfALongListIsFast) {
+  EXPECT_EQ(Template("{{ (range(100000)|list + range(100000)|list)|unique|length }} {{ ['a', 'A', 1, 1.0, true]|unique|list }}")
+                .render(case_variables()),
+            "100000 ['a', 1]");
+}
+
 }  // namespace

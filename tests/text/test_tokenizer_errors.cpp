@@ -106,5 +106,28 @@ TEST(TokenizerErrors, MissingFileAndBadText) {
   EXPECT_THROW(tok.encode("a\xFF"), Error);
 }
 
+// Inputs found by fuzz/fuzz_tokenizer_json (issue 5).
+TEST(TokenizerErrors, HugeNumberIsBadJson) {
+  // nlohmann reports 1e999 as out_of_range, not parse_error; it escaped as a non-nibble error.
+  expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 1e999}, "merges": []}})", {"bad JSON"});
+}
+
+TEST(TokenizerErrors, DeepNestingIsAnErrorNotAStackOverflow) {
+  auto j = minimal();
+  std::string text = j.dump();
+  text.insert(text.rfind('}'), R"(, "truncation": )" + std::string(200000, '[') + std::string(200000, ']'));
+  expect_error(text, {"deeper than 128 levels"});
+}
+
+TEST(TokenizerErrors, SparseIdsNeedNoTableAsLargeAsTheLargestId) {
+  // One token at id 2^31 - 2 used to size an id table of 2^31 entries (16 GB).
+  auto j = minimal();
+  j["model"]["vocab"]["b"] = 2147483646;
+  Tokenizer tok = Tokenizer::from_json_string(j.dump());
+  EXPECT_EQ(tok.id_to_token(2147483646), std::optional<std::string>("b"));
+  EXPECT_EQ(tok.id_to_token(1), std::nullopt);
+  EXPECT_EQ(tok.decode({2147483646, 0}), "ba");
+}
+
 }  // namespace
 }  // namespace nibble

@@ -12,7 +12,9 @@ int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
     NIBBLE_CHECK(d >= 0, "negative dimension {} in shape", d);
-    n *= d;
+    // Shapes come from files too; a product past 2^63 must be an error, not a wrapped size.
+    NIBBLE_CHECK(!__builtin_mul_overflow(n, d, &n), "shape {} has more elements than fit in 64 bits",
+                 shape_to_string(shape));
   }
   return n;
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nibble/core/error.h"
+#include "nibble/core/json_depth.h"
 #include "nibble/io/python_json.h"
 
 namespace nibble {
@@ -29,13 +30,29 @@ void expect_tensor(const Tensor& t, DType dtype, const Shape& shape, const std::
                shape_to_string(shape), why);
 }
 
+// Far below 2^63, so that (n + 1) / 2 and n + blocksize - 1 cannot overflow; 2^56 elements is
+// a 64-petabyte weight.
+constexpr int64_t kMaxWeightElements = int64_t{1} << 56;
+
+int64_t weight_numel(const Shape& shape, const std::string& where) {
+  int64_t n = 0;
+  try {
+    n = shape_numel(shape);  // throws when the product itself overflows
+  } catch (...) {
+    rethrow_with_context(where);
+  }
+  NIBBLE_CHECK(n <= kMaxWeightElements, "{}: shape {} has {} elements; expected at most 2^56", where,
+               shape_to_string(shape), n);
+  return n;
+}
+
 // The rules every piece of a QuantizedWeight follows, for the writer and the reader alike.
 void validate(const QuantizedWeight& w, const std::string& where) {
   NIBBLE_CHECK(w.dtype == DType::f32 || w.dtype == DType::f16 || w.dtype == DType::bf16,
                "{}: original dtype {}; expected float32, float16 or bfloat16", where, dtype_torch_name(w.dtype));
   NIBBLE_CHECK(w.blocksize >= 32 && w.blocksize <= 4096 && (w.blocksize & (w.blocksize - 1)) == 0,
                "{}: blocksize {}; expected a power of two from 32 to 4096", where, w.blocksize);
-  int64_t n = w.numel();
+  int64_t n = weight_numel(w.shape, where);
   std::string from_shape = fmt::format("from shape {} and blocksize {}", shape_to_string(w.shape), w.blocksize);
   expect_tensor(w.packed, DType::u8, {(n + 1) / 2, 1}, where, "weight", "two 4-bit codes a byte, " + from_shape);
   expect_tensor(w.code, DType::f32, {16}, where, "quant_map", "the 16-entry 4-bit table");
@@ -44,7 +61,8 @@ void validate(const QuantizedWeight& w, const std::string& where) {
     return;
   }
   expect_tensor(w.absmax, DType::u8, {w.blocks()}, where, "absmax", "one 8-bit code per block with double quant, " + from_shape);
-  NIBBLE_CHECK(w.nested_blocksize > 0, "{}: nested_blocksize {}; expected a positive block size", where, w.nested_blocksize);
+  NIBBLE_CHECK(w.nested_blocksize > 0 && w.nested_blocksize <= 4096, "{}: nested_blocksize {}; expected a positive "
+               "block size up to 4096 (bitsandbytes uses 256)", where, w.nested_blocksize);
   int64_t nested_blocks = (w.blocks() + w.nested_blocksize - 1) / w.nested_blocksize;
   expect_tensor(w.nested_absmax, DType::f32, {nested_blocks}, where, "nested_absmax",
                 fmt::format("one float per {} blocks", w.nested_blocksize));
@@ -104,7 +122,7 @@ QuantizedWeight load_bnb_weight(const SafetensorsModel& model, const std::string
   Json j;
   try {
     const char* text = static_cast<const char*>(blob.data());
-    j = Json::parse(text, text + blob.nbytes());
+    j = Json::parse(text, text + blob.nbytes(), json_depth_limit<Json>(where + ": " + blob_name));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: {} is not valid JSON ({})", where, blob_name, e.what());
   }
@@ -145,7 +163,7 @@ QuantizedWeight load_bnb_weight(const SafetensorsModel& model, const std::string
   // quant_storage other than uint8 holds the same bytes under another dtype; shape
   // [(n+1)/(2*itemsize), 1].
   Tensor packed = model.tensor(name);
-  int64_t packed_bytes = (shape_numel(w.shape) + 1) / 2;
+  int64_t packed_bytes = (weight_numel(w.shape, where) + 1) / 2;
   NIBBLE_CHECK(packed.rank() == 2 && packed.dim(1) == 1 && static_cast<int64_t>(packed.nbytes()) == packed_bytes,
                "{}: packed weight is {}; expected {} bytes as [{}, 1] of its storage dtype (from shape {})", where,
                packed.describe(), packed_bytes, packed_bytes / static_cast<int64_t>(dtype_size(packed.dtype())),

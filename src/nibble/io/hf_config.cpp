@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "nibble/core/error.h"
+#include "nibble/core/json_depth.h"
 #include "nibble/io/atomic_file.h"
 #include "nibble/io/python_json.h"
 
@@ -242,7 +243,7 @@ Json read_config_json(const std::string& dir) {
   std::stringstream text;
   text << in.rdbuf();
   try {
-    return Json::parse(text.str());
+    return Json::parse(text.str(), json_depth_limit<Json>(path));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON ({})", path, e.what());
   }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "nibble/core/json_depth.h"
 #include "nibble/io/atomic_file.h"
 #include "nibble/io/python_json.h"
 
@@ -270,7 +271,7 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir) {
   text << in.rdbuf();
   Json json;
   try {
-    json = Json::parse(text.str());
+    json = Json::parse(text.str(), json_depth_limit<Json>(config_path));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON ({})", config_path, e.what());
   }

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nibble/core/error.h"
+#include "nibble/core/json_depth.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; so is every host we run on");
 
@@ -149,6 +150,9 @@ nlohmann::json parse_header_json(const std::string& path, std::string_view text)
   std::vector<std::set<std::string>> keys_per_object;
   auto watch = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
+    // Real headers nest three levels; dump() in our messages recurses, so a deep one must stop here.
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxJsonDepth)
+      fail("{}: the header nests JSON deeper than {} levels; expected tensor entries", path, kMaxJsonDepth);
     if (event == E::object_start) {
       keys_per_object.emplace_back();
     } else if (event == E::object_end) {
@@ -171,7 +175,7 @@ nlohmann::json parse_header_json(const std::string& path, std::string_view text)
 
 struct SafetensorsFile::Contents {
   std::string path;
-  std::shared_ptr<const Mapping> mapping;
+  std::shared_ptr<const void> owner;      // the mapping, or the bytes from_bytes was given
   const unsigned char* buffer = nullptr;  // start of the byte buffer, after the header
   std::vector<std::string> names;
   std::unordered_map<std::string, Entry> entries;
@@ -179,26 +183,36 @@ struct SafetensorsFile::Contents {
 };
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
+  auto mapping = std::make_shared<const Mapping>(path);
+  return parse(path, mapping, mapping->data(), mapping->size());
+}
+
+SafetensorsFile SafetensorsFile::from_bytes(std::string bytes, const std::string& where) {
+  auto owned = std::make_shared<const std::string>(std::move(bytes));
+  return parse(where, owned, reinterpret_cast<const unsigned char*>(owned->data()), owned->size());
+}
+
+SafetensorsFile SafetensorsFile::parse(const std::string& path, std::shared_ptr<const void> owner,
+                                       const unsigned char* data, size_t size) {
   auto contents = std::make_shared<Contents>();
   contents->path = path;
-  contents->mapping = std::make_shared<const Mapping>(path);
-  const Mapping& map = *contents->mapping;
+  contents->owner = std::move(owner);
 
-  NIBBLE_CHECK(map.size() >= 8, "{}: file is {} bytes; expected at least the 8-byte header length", path, map.size());
+  NIBBLE_CHECK(size >= 8, "{}: file is {} bytes; expected at least the 8-byte header length", path, size);
   uint64_t header_bytes = 0;
-  std::memcpy(&header_bytes, map.data(), 8);
+  std::memcpy(&header_bytes, data, 8);
   NIBBLE_CHECK(header_bytes <= kMaxHeaderBytes, "{}: header length {} exceeds the limit of {} bytes (not a "
                "safetensors file?)", path, header_bytes, kMaxHeaderBytes);
-  NIBBLE_CHECK(header_bytes <= map.size() - 8, "{}: header length {} runs past the end of the file ({} bytes); "
-               "expected at most {}", path, header_bytes, map.size(), map.size() - 8);
-  std::string_view text(reinterpret_cast<const char*>(map.data()) + 8, header_bytes);
+  NIBBLE_CHECK(header_bytes <= size - 8, "{}: header length {} runs past the end of the file ({} bytes); "
+               "expected at most {}", path, header_bytes, size, size - 8);
+  std::string_view text(reinterpret_cast<const char*>(data) + 8, header_bytes);
   NIBBLE_CHECK(!text.empty() && text[0] == '{', "{}: header does not start with '{{'; expected a JSON object",
                path);
   nlohmann::json header = parse_header_json(path, text);
   NIBBLE_CHECK(header.is_object(), "{}: header is {}; expected a JSON object", path, header.type_name());
 
-  uint64_t buffer_bytes = map.size() - 8 - header_bytes;
-  contents->buffer = map.data() + 8 + header_bytes;
+  uint64_t buffer_bytes = size - 8 - header_bytes;
+  contents->buffer = data + 8 + header_bytes;
   std::vector<Entry> entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
@@ -278,7 +292,7 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
   }
   // The mapping is PROT_READ; the Tensor API has no const storage, so the cast is only for its
   // signature. Writing through a file tensor faults.
-  return Tensor::from_external(const_cast<unsigned char*>(bytes), e.shape, *e.dtype, Device::cpu, contents_->mapping);
+  return Tensor::from_external(const_cast<unsigned char*>(bytes), e.shape, *e.dtype, Device::cpu, contents_->owner);
 }
 
 }  // namespace nibble

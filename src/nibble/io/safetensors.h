@@ -27,6 +27,9 @@ class SafetensorsFile {
   // gap, nothing past the end, nothing left over), no duplicate names. Bad input throws
   // nibble::Error naming the file, the tensor and what was expected.
   static SafetensorsFile open(const std::string& path);
+  // The same validation for a whole file already in memory (a fuzzer's input, a test's bytes);
+  // `where` names it in errors. Tensors view `bytes`, which the returned object keeps alive.
+  static SafetensorsFile from_bytes(std::string bytes, const std::string& where);
 
   const std::string& path() const;
   // Tensor names in the order their bytes appear in the file.
@@ -48,6 +51,10 @@ class SafetensorsFile {
   struct Contents;  // the mapping and the parsed header, shared by copies
 
  private:
+  // Validates the `size` bytes at `data`, which `owner` keeps alive, as the file `where`.
+  static SafetensorsFile parse(const std::string& where, std::shared_ptr<const void> owner,
+                               const unsigned char* data, size_t size);
+
   std::shared_ptr<const Contents> contents_;
 };
 

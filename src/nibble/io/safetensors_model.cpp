@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nibble/core/error.h"
+#include "nibble/core/json_depth.h"
 #include "nibble/io/safetensors.h"
 
 namespace nibble {
@@ -24,7 +25,7 @@ nlohmann::ordered_json read_json_file(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   try {
-    return nlohmann::ordered_json::parse(text.str());
+    return nlohmann::ordered_json::parse(text.str(), json_depth_limit<nlohmann::ordered_json>(path));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON ({})", path, e.what());
   }

@@ -36,7 +36,6 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const nlohmann::json& model, const
   const auto& vocab = tj::field(model, "vocab", where, what);
   NIBBLE_CHECK(vocab.is_object(), "{}: model.vocab is {} (expected an object token -> id)", where,
                vocab.type_name());
-  int64_t max_id = -1;
   bpe->vocab_.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     NIBBLE_CHECK(it.value().is_number_integer(), "{}: model.vocab[\"{}\"] is {} (expected an integer id)",
@@ -45,9 +44,8 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const nlohmann::json& model, const
     NIBBLE_CHECK(id >= 0 && id < INT32_MAX, "{}: model.vocab[\"{}\"] = {} is out of range "
                  "(expected 0 <= id < 2^31-1)", where, it.key(), id);
     bpe->vocab_[it.key()] = static_cast<int32_t>(id);
-    max_id = std::max(max_id, id);
   }
-  bpe->id_to_token_.assign(static_cast<size_t>(max_id + 1), nullptr);
+  bpe->id_to_token_.reserve(bpe->vocab_.size());
   for (const auto& [token, id] : bpe->vocab_) bpe->id_to_token_[id] = &token;
 
   std::string unk = tj::optional_field(model, "unk_token", std::string(), where, what);
@@ -106,8 +104,8 @@ int32_t BpeModel::token_to_id(std::string_view token) const {
 }
 
 const std::string* BpeModel::id_to_token(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size()) return nullptr;
-  return id_to_token_[id];
+  auto it = id_to_token_.find(id);
+  return it == id_to_token_.end() ? nullptr : it->second;
 }
 
 void BpeModel::tokenize(std::string_view piece, std::vector<int32_t>& out) const {

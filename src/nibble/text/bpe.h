@@ -43,7 +43,9 @@ class BpeModel {
   void merge_word(std::string_view piece, std::vector<int32_t>& out) const;
 
   std::unordered_map<std::string, int32_t> vocab_;
-  std::vector<const std::string*> id_to_token_;  // holes are nullptr
+  // A map, not a table indexed by id: ids need not be dense, and a file with one token at id
+  // 2^31-2 must not make us allocate 16 GB.
+  std::unordered_map<int32_t, const std::string*> id_to_token_;
   std::unordered_map<uint64_t, Merge> merges_;
   std::optional<int32_t> unk_id_;
   std::string continuing_subword_prefix_;

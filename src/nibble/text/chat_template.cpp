@@ -1,9 +1,11 @@
 #include "nibble/text/chat_template.h"
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "nibble/core/error.h"
+#include "nibble/core/json_depth.h"
 
 namespace nibble {
 namespace {
@@ -27,6 +29,40 @@ std::string token_text(const nlohmann::ordered_json& config, const char* key, co
   fail("{}: \"{}\" should be a string or an object with \"content\"", path, key);
 }
 
+nlohmann::ordered_json parse_config(const std::string& text, const std::string& path) {
+  try {
+    return nlohmann::ordered_json::parse(text, json_depth_limit<nlohmann::ordered_json>(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON: {}", path, e.what());
+  }
+}
+
+ChatSpecialTokens config_special_tokens(const nlohmann::ordered_json& config, const std::string& path) {
+  NIBBLE_CHECK(config.is_object(), "{}: is {}; expected a JSON object", path, config.type_name());
+  return ChatSpecialTokens{token_text(config, "bos_token", path), token_text(config, "eos_token", path),
+                           token_text(config, "unk_token", path), token_text(config, "pad_token", path)};
+}
+
+// tokenizer_config.json "chat_template": a string, or a list of {name, template} whose "default"
+// entry is the template.
+std::string template_source(const nlohmann::ordered_json& config, const std::string& path, const std::string& model) {
+  auto it = config.find("chat_template");
+  if (it == config.end() || it->is_null())
+    fail("{}: the model has no chat template (no chat_template.jinja and no \"chat_template\" in {})", model, path);
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_array()) {
+    std::optional<std::string> source;
+    for (const auto& entry : *it) {
+      if (entry.is_object() && entry.contains("name") && entry["name"] == "default" && entry.contains("template") &&
+          entry["template"].is_string())
+        source = entry["template"].get<std::string>();
+    }
+    if (!source) fail("{}: \"chat_template\" is a list without a template named \"default\"", path);
+    return *source;
+  }
+  fail("{}: \"chat_template\" should be a string or a list of {{name, template}}", path);
+}
+
 }  // namespace
 
 ChatTemplate::ChatTemplate(std::string source, ChatSpecialTokens tokens)
@@ -38,19 +74,23 @@ ChatTemplate ChatTemplate::from_string(std::string source, ChatSpecialTokens tok
   return ChatTemplate(std::move(source), std::move(tokens));
 }
 
+ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& config_text, const std::string& where) {
+  nlohmann::ordered_json config = parse_config(config_text, where);
+  ChatSpecialTokens tokens = config_special_tokens(config, where);
+  std::string source = template_source(config, where, where);
+  try {
+    return ChatTemplate(std::move(source), std::move(tokens));
+  } catch (...) {
+    rethrow_with_context(where);
+  }
+}
+
 ChatTemplate ChatTemplate::load(const std::string& model_dir) {
   const std::string config_path = model_dir + "/tokenizer_config.json";
   std::string text;
   nlohmann::ordered_json config = nlohmann::ordered_json::object();
-  if (read_file(config_path, text)) {
-    try {
-      config = nlohmann::ordered_json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: not valid JSON: {}", config_path, e.what());
-    }
-  }
-  ChatSpecialTokens tokens{token_text(config, "bos_token", config_path), token_text(config, "eos_token", config_path),
-                           token_text(config, "unk_token", config_path), token_text(config, "pad_token", config_path)};
+  if (read_file(config_path, text)) config = parse_config(text, config_path);
+  ChatSpecialTokens tokens = config_special_tokens(config, config_path);
   std::string source;
   const std::string sidecar = model_dir + "/chat_template.jinja";
   if (read_file(sidecar, source)) {
@@ -60,25 +100,7 @@ ChatTemplate ChatTemplate::load(const std::string& model_dir) {
       rethrow_with_context(sidecar);
     }
   }
-  auto it = config.find("chat_template");
-  if (it == config.end() || it->is_null())
-    fail("{}: the model has no chat template (no chat_template.jinja and no \"chat_template\" in {})", model_dir,
-         config_path);
-  if (it->is_string()) {
-    source = it->get<std::string>();
-  } else if (it->is_array()) {
-    bool found = false;
-    for (const auto& entry : *it) {
-      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
-          entry["template"].is_string()) {
-        source = entry["template"].get<std::string>();
-        found = true;
-      }
-    }
-    if (!found) fail("{}: \"chat_template\" is a list without a template named \"default\"", config_path);
-  } else {
-    fail("{}: \"chat_template\" should be a string or a list of {{name, template}}", config_path);
-  }
+  source = template_source(config, config_path, model_dir);
   try {
     return ChatTemplate(std::move(source), std::move(tokens));
   } catch (...) {

@@ -22,6 +22,9 @@ class ChatTemplate {
   // tokenizer_config.json "chat_template" (a string, or a list of {name, template} from which
   // "default" is taken). Special tokens come from tokenizer_config.json.
   static ChatTemplate load(const std::string& model_dir);
+  // The template and special tokens of tokenizer_config.json's text, as load() reads them when
+  // there is no chat_template.jinja; `where` names the file in errors.
+  static ChatTemplate from_tokenizer_config(const std::string& config_text, const std::string& where);
   static ChatTemplate from_string(std::string source, ChatSpecialTokens tokens = {});
 
   // messages: [{"role": ..., "content": ...}, ...]. extra: more template variables (tools,

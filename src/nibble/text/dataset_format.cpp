@@ -3,6 +3,7 @@
 #include <array>
 
 #include "nibble/core/error.h"
+#include "nibble/core/json_depth.h"
 
 namespace nibble {
 
@@ -95,8 +96,8 @@ DataRecord parse_data_line(std::string_view line, DataFormat forced, const std::
                            int64_t line_no) {
   ojson object;
   try {
-    object = ojson::parse(line.begin(), line.end());
-  } catch (const ojson::parse_error& e) {
+    object = ojson::parse(line.begin(), line.end(), json_depth_limit<ojson>(fmt::format("{}:{}", where, line_no)));
+  } catch (const ojson::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail("{}:{}: not valid JSON ({}); expected one JSON object per line", where, line_no,
          e.what());
   }

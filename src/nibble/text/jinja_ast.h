@@ -40,6 +40,7 @@ struct Expr {
   std::vector<ExprPtr> args;
   std::vector<std::string> ops;  // compare only
   std::vector<std::pair<std::string, ExprPtr>> keyword;
+  int depth = 1;  // this node and the deepest chain of nodes below it; the parser bounds it
 };
 
 struct Stmt;

@@ -2,13 +2,39 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <unordered_set>
 
 #include "nibble/core/error.h"
+#include "nibble/core/python_text.h"
 
 namespace nibble::jinja {
 namespace {
+
+size_t max_string_bytes(const CallArgs& args) {
+  return args.limits ? args.limits->max_output_bytes : std::numeric_limits<size_t>::max();
+}
+
+// Checked before a string of `bytes` is built, so that "x"|center(10**12) fails instead of
+// allocating a terabyte.
+void check_string_size(size_t bytes, const CallArgs& args, const char* what) {
+  if (bytes > max_string_bytes(args))
+    fail("chat template line {}: {} would build a string of more than {} bytes (max_output_bytes)", args.line, what,
+         max_string_bytes(args));
+}
+
+// Sums and products of sizes computed from untrusted widths and counts: they saturate at the
+// largest size_t instead of wrapping around to a small one.
+constexpr size_t kMaxSize = std::numeric_limits<size_t>::max();
+size_t add_sizes(size_t a, size_t b) { return a > kMaxSize - b ? kMaxSize : a + b; }
+size_t mul_sizes(size_t a, size_t b) { return b != 0 && a > kMaxSize / b ? kMaxSize : a * b; }
+
+std::string text_of(const Value& v, const CallArgs& args) {
+  return to_str(v, max_string_bytes(args), args.limits ? args.limits->max_depth : 256);
+}
 
 bool is_py_space(char32_t c) { return c == ' ' || (c >= '\t' && c <= '\r') || c == 0x1c || c == 0x1d || c == 0x1e || c == 0x1f || c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000; }
 
@@ -39,9 +65,14 @@ std::string title(const std::string& s) {
   return out;
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count,
+                        const CallArgs& args) {
   std::string out;
   if (from.empty()) {
+    // Python puts `to` before every character and at the end: up to (characters + 1) copies.
+    size_t copies = add_sizes(utf8_decode(s).size(), 1);
+    if (count >= 0) copies = std::min(copies, static_cast<size_t>(count));
+    check_string_size(add_sizes(s.size(), mul_sizes(copies, to.size())), args, "replace()");
     std::u32string chars = utf8_decode(s);
     int64_t done = 0;
     for (char32_t c : chars) {
@@ -56,6 +87,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
   while (count < 0 || done < count) {
     size_t at = s.find(from, pos);
     if (at == std::string::npos) break;
+    check_string_size(add_sizes(out.size(), add_sizes(at - pos, to.size())), args, "replace()");
     out += s.substr(pos, at - pos) + to;
     pos = at + from.size();
     ++done;
@@ -109,6 +141,7 @@ Value attribute_path(const Value& v, const std::string& path) {
 CallArgs shifted(const CallArgs& args, size_t from) {
   CallArgs out;
   out.line = args.line;
+  out.limits = args.limits;
   for (size_t k = from; k < args.positional.size(); ++k) out.positional.push_back(args.positional[k]);
   return out;
 }
@@ -117,7 +150,7 @@ Value select_like(const Value& input, const CallArgs& args, bool by_attribute, b
   List out;
   size_t test_at = by_attribute ? 1 : 0;
   std::string attribute = by_attribute ? need_string(need_arg(args, 0, "attribute", "selectattr"), args.line, "selectattr") : "";
-  for (const auto& item : iterate(input, args.line)) {
+  for (const auto& item : iterate(input, args.line, args.limits)) {
     Value subject = by_attribute ? attribute_path(item, attribute) : item;
     bool result;
     if (args.positional.size() > test_at) {
@@ -132,7 +165,7 @@ Value select_like(const Value& input, const CallArgs& args, bool by_attribute, b
 }
 
 Value sort_values(const Value& input, const CallArgs& args) {
-  List items = iterate(input, args.line);
+  List items = iterate(input, args.line, args.limits);
   const Value* reverse = args.get(0, "reverse");
   const Value* case_sensitive = args.get(1, "case_sensitive");
   const Value* attribute = args.get(2, "attribute");
@@ -152,7 +185,12 @@ std::string indent_text(const std::string& s, const CallArgs& args) {
   const Value* width = args.get(0, "width");
   const Value* first = args.get(1, "first");
   const Value* blank = args.get(2, "blank");
-  std::string pad = width ? (width->is_string() ? width->s : std::string(width->as_int(), ' ')) : std::string(4, ' ');
+  // As Python's " " * width: a negative width is no indent.
+  size_t pad_size = width && !width->is_string() ? static_cast<size_t>(std::max<int64_t>(0, width->as_int())) : 4;
+  size_t lines_count = static_cast<size_t>(std::count(s.begin(), s.end(), '\n')) + 1;
+  if (width && width->is_string()) pad_size = width->s.size();
+  check_string_size(add_sizes(s.size(), mul_sizes(pad_size, lines_count)), args, "indent");
+  std::string pad = width && width->is_string() ? width->s : std::string(pad_size, ' ');
   std::vector<std::string> lines;
   size_t pos = 0;
   while (true) {
@@ -185,18 +223,32 @@ std::string html_escape(const std::string& s) {
   return out;
 }
 
+// Python's int() of a float, as jinja2's int filter calls it: NaN is a ValueError, which the
+// filter turns into its default; infinity is an OverflowError; other values beyond 64 bits would be
+// Python big integers, which nibble's values cannot hold, so they are an error too.
+Value float_to_int(double d, const Value& dflt, int line) {
+  if (std::isnan(d)) return dflt;
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+    fail("chat template line {}: int({}) does not fit in a 64-bit integer", line, python_float_repr(d));
+  return Value::integer(static_cast<int64_t>(d));
+}
+
 Value to_int(const Value& v, const CallArgs& args) {
   const Value* fallback = args.get(0, "default");
   Value dflt = fallback ? *fallback : Value::integer(0);
   if (v.is_integral()) return Value::integer(v.as_int());
-  if (v.kind == Kind::floating) return Value::integer(static_cast<int64_t>(v.f));
+  if (v.kind == Kind::floating) return float_to_int(v.f, dflt, args.line);
   if (v.is_string()) {
     std::string t = strip(v.s, true, true, nullptr);
     char* end = nullptr;
+    errno = 0;
     long long i = std::strtoll(t.c_str(), &end, 10);
-    if (!t.empty() && *end == 0) return Value::integer(i);
+    if (!t.empty() && *end == 0) {
+      if (errno == ERANGE) fail("chat template line {}: int('{}') does not fit in a 64-bit integer", args.line, t);
+      return Value::integer(i);
+    }
     double d = std::strtod(t.c_str(), &end);
-    if (!t.empty() && *end == 0) return Value::integer(static_cast<int64_t>(d));
+    if (!t.empty() && *end == 0) return float_to_int(d, dflt, args.line);
   }
   return dflt;
 }
@@ -232,7 +284,8 @@ std::string python_format(const std::string& fmt, const CallArgs& args) {
     else if (std::isdigit(static_cast<unsigned char>(field[0]))) v = args.get(std::strtoul(field.c_str(), nullptr, 10), "");
     else v = args.get(static_cast<size_t>(-1), field);
     if (!v) fail("chat template line {}: format(): no argument for '{{{}}}'", args.line, field);
-    out += to_str(*v);
+    out += text_of(*v, args);
+    check_string_size(out.size(), args, "format()");
     k = close;
   }
   return out;
@@ -262,7 +315,7 @@ Value string_method(const std::string& s, const std::string& name, const CallArg
     const Value* count = args.get(2, "count");
     return Value::string(replace_all(s, need_string(need_arg(args, 0, "old", name), line, name),
                                      need_string(need_arg(args, 1, "new", name), line, name),
-                                     count ? count->as_int() : -1));
+                                     count ? count->as_int() : -1, args));
   }
   if (name == "split") {
     const Value* sep = args.get(0, "sep");
@@ -315,8 +368,9 @@ Value string_method(const std::string& s, const std::string& name, const CallArg
   if (name == "join") {
     std::string out;
     bool first = true;
-    for (const auto& v : iterate(need_arg(args, 0, "iterable", name), line)) {
+    for (const auto& v : iterate(need_arg(args, 0, "iterable", name), line, args.limits)) {
       out += (first ? "" : s) + need_string(v, line, "join");
+      check_string_size(out.size(), args, "join()");
       first = false;
     }
     return Value::string(out);
@@ -352,7 +406,7 @@ Value dict_method(const Value& d, const std::string& name, const CallArgs& args)
 
 }  // namespace
 
-List iterate(const Value& v, int line) {
+List iterate(const Value& v, int line, const Limits* limits) {
   switch (v.kind) {
     case Kind::undefined: return {};
     case Kind::list: return *v.list;
@@ -362,8 +416,12 @@ List iterate(const Value& v, int line) {
       return keys;
     }
     case Kind::string: {
+      std::u32string text = utf8_decode(v.s);
+      if (limits && text.size() > static_cast<uint64_t>(limits->max_loop_iterations))
+        fail("chat template line {}: iterating a string of {} characters, more than {} (max_loop_iterations)", line,
+             text.size(), limits->max_loop_iterations);
       List chars;
-      for (char32_t c : utf8_decode(v.s)) chars.push_back(Value::string(utf8_encode(std::u32string(1, c))));
+      for (char32_t c : text) chars.push_back(Value::string(utf8_encode(std::u32string(1, c))));
       return chars;
     }
     default: fail("chat template line {}: '{}' object is not iterable", line, v.type_name());
@@ -434,7 +492,7 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& args) {
     const Value& c = arg("seq");
     if (c.is_string()) return v.is_string() && c.s.find(v.s) != std::string::npos;
     if (c.is_dict()) return v.is_string() && c.dict->find(v.s);
-    for (const auto& item : iterate(c, line))
+    for (const auto& item : iterate(c, line, args.limits))
       if (equals(item, v)) return true;
     return false;
   }
@@ -450,7 +508,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
     return use_default ? (dflt ? *dflt : Value::string("")) : v;
   }
   if (name == "safe") return v;
-  if (name == "string") return Value::string(to_str(v));
+  if (name == "string") return Value::string(text_of(v, args));
   if (name == "tojson") {
     const Value* indent = args.get(0, "indent");
     JsonStyle style = default_json_style(indent && indent->is_integral() ? static_cast<int>(indent->as_int()) : -1);
@@ -459,21 +517,23 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
       style.indent_text = indent->s;
     }
     if (const Value* sep = args.get(2, "separators"); sep && sep->is_list() && sep->list->size() == 2) {
-      style.item_separator = to_str((*sep->list)[0]);
-      style.key_separator = to_str((*sep->list)[1]);
+      style.item_separator = text_of((*sep->list)[0], args);
+      style.key_separator = text_of((*sep->list)[1], args);
     }
     if (const Value* sort = args.get(3, "sort_keys")) style.sort_keys = sort->truthy();
+    style.max_bytes = max_string_bytes(args);
+    if (args.limits) style.max_depth = args.limits->max_depth;
     return Value::string(to_json(v, style, line));
   }
   if (name == "length" || name == "count") return Value::integer(length_of(v, line));
-  if (name == "list") return Value::make_list(iterate(v, line));
+  if (name == "list") return Value::make_list(iterate(v, line, args.limits));
   if (name == "items") {
     if (v.is_undefined()) return Value::make_list({});
     if (!v.is_dict()) fail("chat template line {}: items filter needs a mapping, got {}", line, v.type_name());
     return dict_method(v, "items", args);
   }
   if (name == "first" || name == "last") {
-    List items = iterate(v, line);
+    List items = iterate(v, line, args.limits);
     if (items.empty()) return Value::undefined("the sequence is empty (" + name + ")");
     return name == "first" ? items.front() : items.back();
   }
@@ -482,9 +542,10 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
     const Value* attribute = args.get(1, "attribute");
     std::string out;
     bool first = true;
-    for (const auto& item : iterate(v, line)) {
-      out += (first ? "" : (sep ? to_str(*sep) : "")) +
-             to_str(attribute && attribute->is_string() ? attribute_path(item, attribute->s) : item);
+    for (const auto& item : iterate(v, line, args.limits)) {
+      out += (first ? "" : (sep ? text_of(*sep, args) : "")) +
+             text_of(attribute && attribute->is_string() ? attribute_path(item, attribute->s) : item, args);
+      check_string_size(out.size(), args, "join");
       first = false;
     }
     return Value::string(out);
@@ -493,7 +554,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
     List out;
     const Value* attribute = args.get(static_cast<size_t>(-1), "attribute");
     const Value* dflt = args.get(static_cast<size_t>(-1), "default");
-    for (const auto& item : iterate(v, line)) {
+    for (const auto& item : iterate(v, line, args.limits)) {
       if (attribute) {
         Value got = attribute_path(item, need_string(*attribute, line, "map attribute"));
         out.push_back(got.is_undefined() && dflt ? *dflt : got);
@@ -509,12 +570,22 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
   if (name == "selectattr") return select_like(v, args, true, true);
   if (name == "rejectattr") return select_like(v, args, true, false);
   if (name == "unique") {
+    // Strings (case-insensitively, as jinja2) and integers are looked up in a set, so a long list
+    // costs linear time; other values are compared with those kept so far.
     List out;
-    for (const auto& item : iterate(v, line)) {
-      bool seen = false;
-      for (const auto& o : out) {
-        bool same = item.is_string() && o.is_string() ? lower(item.s) == lower(o.s) : equals(item, o);
-        seen = seen || same;
+    std::unordered_set<std::string> seen_strings;
+    std::unordered_set<int64_t> seen_integers;
+    List others;
+    for (const auto& item : iterate(v, line, args.limits)) {
+      bool seen;
+      if (item.is_string()) {
+        seen = !seen_strings.insert(lower(item.s)).second;
+      } else if (item.is_integral() || (item.kind == Kind::floating && std::floor(item.f) == item.f &&
+                                        std::fabs(item.f) < 9.0e15)) {
+        seen = !seen_integers.insert(item.is_integral() ? item.as_int() : static_cast<int64_t>(item.f)).second;
+      } else {
+        seen = std::any_of(others.begin(), others.end(), [&](const Value& o) { return equals(item, o); });
+        if (!seen) others.push_back(item);
       }
       if (!seen) out.push_back(item);
     }
@@ -527,7 +598,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
       std::reverse(s.begin(), s.end());
       return Value::string(utf8_encode(s));
     }
-    List items = iterate(v, line);
+    List items = iterate(v, line, args.limits);
     std::reverse(items.begin(), items.end());
     return Value::make_list(std::move(items));
   }
@@ -535,7 +606,10 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
   if (name == "float") return to_float(v, args);
   if (name == "abs") {
     if (!v.is_number()) fail("chat template line {}: abs needs a number, got {}", line, v.type_name());
-    return v.kind == Kind::floating ? Value::floating(std::fabs(v.f)) : Value::integer(std::llabs(v.as_int()));
+    if (v.kind == Kind::floating) return Value::floating(std::fabs(v.f));
+    if (v.as_int() == std::numeric_limits<int64_t>::min())
+      fail("chat template line {}: abs({}) does not fit in a 64-bit integer", line, v.as_int());
+    return Value::integer(std::llabs(v.as_int()));
   }
   if (name == "round") {
     const Value* precision = args.get(0, "precision");
@@ -551,18 +625,18 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
                            name == "capitalize" || name == "escape" || name == "e" || name == "indent" ||
                            name == "wordcount" || name == "center" || name == "replace"))
     return apply_filter(name, Value::string(""), args);
-  if (name == "trim") return Value::string(strip(to_str(v), true, true, args.get(0, "chars")));
-  if (name == "lower") return Value::string(lower(to_str(v)));
-  if (name == "upper") return Value::string(upper(to_str(v)));
-  if (name == "title") return Value::string(title(to_str(v)));
-  if (name == "capitalize") return Value::string(capitalize(to_str(v)));
-  if (name == "escape" || name == "e") return Value::string(html_escape(to_str(v)));
-  if (name == "replace") return string_method(to_str(v), "replace", args);
-  if (name == "indent") return Value::string(indent_text(to_str(v), args));
+  if (name == "trim") return Value::string(strip(text_of(v, args), true, true, args.get(0, "chars")));
+  if (name == "lower") return Value::string(lower(text_of(v, args)));
+  if (name == "upper") return Value::string(upper(text_of(v, args)));
+  if (name == "title") return Value::string(title(text_of(v, args)));
+  if (name == "capitalize") return Value::string(capitalize(text_of(v, args)));
+  if (name == "escape" || name == "e") return Value::string(html_escape(text_of(v, args)));
+  if (name == "replace") return string_method(text_of(v, args), "replace", args);
+  if (name == "indent") return Value::string(indent_text(text_of(v, args), args));
   if (name == "wordcount") {
     int64_t words = 0;
     bool in_word = false;
-    for (char32_t c : utf8_decode(to_str(v))) {
+    for (char32_t c : utf8_decode(text_of(v, args))) {
       bool word_char = c > 127 || std::isalnum(static_cast<int>(c)) || c == '_';
       if (word_char && !in_word) ++words;
       in_word = word_char;
@@ -571,13 +645,15 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
   }
   if (name == "center") {
     const Value* width = args.get(0, "width");
-    std::u32string s = utf8_decode(to_str(v));
+    std::string text = text_of(v, args);
+    std::u32string s = utf8_decode(text);
     int64_t w = width ? width->as_int() : 80;
+    if (w <= static_cast<int64_t>(s.size())) return Value::string(text);
     int64_t margin = w - static_cast<int64_t>(s.size());
-    if (margin <= 0) return Value::string(to_str(v));
+    check_string_size(add_sizes(text.size(), static_cast<size_t>(margin)), args, "center");
     // Python's str.center puts the odd space on the left when the text length is odd.
     int64_t left = margin / 2 + (margin & w & 1);
-    return Value::string(std::string(left, ' ') + to_str(v) + std::string(margin - left, ' '));
+    return Value::string(std::string(left, ' ') + text + std::string(margin - left, ' '));
   }
   fail("chat template line {}: unknown filter '{}'", line, name);
 }

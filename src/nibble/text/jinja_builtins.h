@@ -10,8 +10,9 @@
 namespace nibble::jinja {
 
 // Python's iteration: a list's items, a dict's keys, a string's characters; undefined yields
-// nothing. Anything else is an error naming `line`.
-List iterate(const Value& v, int line);
+// nothing. Anything else is an error naming `line`, and so is a string of more characters than
+// limits->max_loop_iterations (each becomes a value of its own).
+List iterate(const Value& v, int line, const Limits* limits = nullptr);
 
 // Applies filter `name` (e.g. "trim", "tojson") to `input`.
 Value apply_filter(const std::string& name, const Value& input, const CallArgs& args);

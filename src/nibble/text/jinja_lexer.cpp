@@ -7,6 +7,13 @@
 namespace nibble::jinja {
 namespace {
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 class Lexer {
@@ -202,10 +209,15 @@ class Lexer {
         case '"': out += '"'; break;
         case '\n': break;
         case 'x': case 'u': case 'U': {
+          // Python: exactly 2, 4 or 8 hex digits, and a code point Unicode has; else a SyntaxError.
           int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-          if (pos + digits > src_.size()) error_at(pos, "truncated \\" + std::string(1, e) + " escape");
-          char32_t cp = static_cast<char32_t>(std::stoul(src_.substr(pos, digits), nullptr, 16));
-          pos += digits;
+          char32_t cp = 0;
+          for (int k = 0; k < digits; ++k, ++pos) {
+            int digit = pos < src_.size() ? hex_digit(src_[pos]) : -1;
+            if (digit < 0) error_at(pos, "truncated \\" + std::string(1, e) + " escape");
+            cp = cp * 16 + static_cast<char32_t>(digit);
+          }
+          if (cp > 0x10FFFF) error_at(pos, "illegal Unicode character in \\U escape");
           out += utf8_of(cp);
           break;
         }

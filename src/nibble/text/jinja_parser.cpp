@@ -1,5 +1,6 @@
 #include "nibble/text/jinja_parser.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "nibble/core/error.h"
@@ -7,6 +8,11 @@
 
 namespace nibble::jinja {
 namespace {
+
+// How deep blocks and expressions may nest. Parsing, evaluating and destroying the tree all
+// recurse, so an untrusted "((((..." or "a+a+a+..." must stop here, not overflow the stack. Real
+// chat templates nest a few levels; Python's own recursion limit stops jinja2 near 1000.
+constexpr int kMaxNesting = 256;
 
 class Parser {
  public:
@@ -27,6 +33,28 @@ class Parser {
 
   [[noreturn]] void error(const Token& at, const std::string& what) const {
     fail("chat template line {}, column {}: {}", at.line, at.column, what);
+  }
+
+  // Held by every parse function that recurses: bounds how deep the parser's own stack goes.
+  struct RecursionGuard {
+    RecursionGuard(Parser& p) : p(p) {
+      if (++p.recursion_ > kMaxNesting)
+        p.error(p.peek(), "blocks or expressions nest deeper than " + std::to_string(kMaxNesting) + " levels");
+    }
+    ~RecursionGuard() { --p.recursion_; }
+    Parser& p;
+  };
+
+  // Every node with children passes through here once they are attached: bounds the depth of the
+  // tree itself, which loops (a+a+a..., x|f|f|f...) grow without recursing.
+  ExprPtr nested(ExprPtr e) {
+    for (const auto& a : e->args)
+      if (a) e->depth = std::max(e->depth, a->depth + 1);
+    for (const auto& kv : e->keyword) e->depth = std::max(e->depth, kv.second->depth + 1);
+    if (e->depth > kMaxNesting)
+      fail("chat template line {}, column {}: expression nests deeper than {} levels", e->line, e->column,
+           kMaxNesting);
+    return e;
   }
   static std::string describe(const Token& t) {
     switch (t.type) {
@@ -64,6 +92,7 @@ class Parser {
   // Parses statements until a block tag whose name is in `ends`; leaves that tag's name in
   // `end_tag` with the parser positioned after the name.
   Body parse_body(const std::vector<std::string>& ends, std::string& end_tag) {
+    RecursionGuard guard(*this);
     Body body;
     while (true) {
       const Token& t = peek();
@@ -271,7 +300,7 @@ class Parser {
     e->name = op;
     e->args.push_back(std::move(a));
     e->args.push_back(std::move(b));
-    return e;
+    return nested(std::move(e));
   }
 
   // `a, b` on the right of a set makes a tuple.
@@ -286,10 +315,11 @@ class Parser {
       if (peek().type == TokenType::block_end) break;
       list->args.push_back(parse_expression());
     }
-    return list;
+    return nested(std::move(list));
   }
 
   ExprPtr parse_expression() {
+    RecursionGuard guard(*this);
     const Token& at = peek();
     ExprPtr value = parse_or();
     while (at_name("if")) {
@@ -303,7 +333,7 @@ class Parser {
       } else {
         e->args.push_back(nullptr);
       }
-      value = std::move(e);
+      value = nested(std::move(e));
     }
     return value;
   }
@@ -328,11 +358,12 @@ class Parser {
 
   ExprPtr parse_not() {
     if (at_name("not")) {
+      RecursionGuard guard(*this);
       const Token& at = next();
       auto e = make_expr(Expr::Type::unary, at);
       e->name = "not";
       e->args.push_back(parse_not());
-      return e;
+      return nested(std::move(e));
     }
     return parse_compare();
   }
@@ -365,6 +396,7 @@ class Parser {
       }
       chain->ops.push_back(op);
       chain->args.push_back(parse_add());
+      chain = nested(std::move(chain));
     }
     return chain ? std::move(chain) : std::move(first);
   }
@@ -408,10 +440,12 @@ class Parser {
   ExprPtr parse_unary(bool with_filter) {
     ExprPtr node;
     if (at_op("-") || at_op("+")) {
+      RecursionGuard guard(*this);
       const Token& at = next();
       node = make_expr(Expr::Type::unary, at);
       node->name = at.value;
       node->args.push_back(parse_unary(false));
+      node = nested(std::move(node));
     } else {
       node = parse_postfix(parse_primary());
     }
@@ -469,7 +503,7 @@ class Parser {
               if (at_op(")")) break;
               list->args.push_back(parse_expression());
             }
-            inner = std::move(list);
+            inner = nested(std::move(list));
           }
           expect_op(")");
           return inner;
@@ -482,7 +516,7 @@ class Parser {
             if (!at_op("]")) expect_op(",");
           }
           next();
-          return list;
+          return nested(std::move(list));
         }
         if (t.value == "{") {
           next();
@@ -494,7 +528,7 @@ class Parser {
             if (!at_op("}")) expect_op(",");
           }
           next();
-          return dict;
+          return nested(std::move(dict));
         }
         break;
       default: break;
@@ -519,16 +553,16 @@ class Parser {
           e->name = expect_name("an attribute name after '.'");
           e->args.push_back(std::move(node));
         }
-        node = std::move(e);
+        node = nested(std::move(e));
       } else if (at_op("[")) {
         next();
-        node = parse_subscript(at, std::move(node));
+        node = nested(parse_subscript(at, std::move(node)));
       } else if (at_op("(")) {
         next();
         auto e = make_expr(Expr::Type::call, at);
         e->args.push_back(std::move(node));
         parse_call_args(*e);
-        node = std::move(e);
+        node = nested(std::move(e));
       } else {
         return node;
       }
@@ -589,7 +623,7 @@ class Parser {
           next();
           parse_call_args(*e);
         }
-        node = std::move(e);
+        node = nested(std::move(e));
       } else if (at_name("is")) {
         next();
         auto e = make_expr(Expr::Type::test, at);
@@ -611,7 +645,7 @@ class Parser {
                                   !at_name("not") && !at_name("recursive"));
           if (starts_argument) e->args.push_back(parse_postfix(parse_primary()));
         }
-        node = std::move(e);
+        node = nested(std::move(e));
       } else {
         return node;
       }
@@ -621,6 +655,7 @@ class Parser {
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   int loop_depth_ = 0;
+  int recursion_ = 0;
 };
 
 }  // namespace

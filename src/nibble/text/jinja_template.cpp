@@ -18,6 +18,23 @@ enum class Flow { normal, loop_break, loop_continue };
   fail("chat template line {}: {} ({})", line, v.s.empty() ? std::string("value is undefined") : v.s, doing);
 }
 
+// jinja2's sandbox refuses range() of more items than this (MAX_RANGE), so transformers does too.
+constexpr int64_t kMaxRange = 100000;
+
+// Python's integers do not overflow; nibble's are 64-bit, so a result that does not fit is an
+// error rather than a wrapped (or, in C++, undefined) value. Called with the __builtin_*_overflow
+// that computed the result, before the result is read.
+void check_overflow(bool overflowed, int line, const std::string& op) {
+  if (overflowed) fail("chat template line {}: integer overflow in '{}' (nibble's integers are 64-bit)", line, op);
+}
+
+// Python's a % b (the sign of b), computed from C++'s remainder so nothing can overflow.
+int64_t python_mod(int64_t a, int64_t b) {
+  if (b == -1) return 0;
+  int64_t r = a % b;
+  return r != 0 && ((r < 0) != (b < 0)) ? r + b : r;
+}
+
 int64_t floor_div(int64_t a, int64_t b) {
   int64_t q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
@@ -33,6 +50,14 @@ class Renderer {
     scopes_.push_back(std::move(globals));
   }
 
+  // A namespace can hold itself ({% set ns.me = ns %}), a cycle of shared pointers that would never
+  // be freed; the render empties every namespace it made when it ends.
+  ~Renderer() {
+    for (const auto& d : namespaces_) d->items.clear();
+  }
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
+
   std::string render(const Body& body) {
     std::string out;
     exec(body, out);
@@ -41,6 +66,42 @@ class Renderer {
 
  private:
   // ---- statements ----
+
+  // The measure of a value for max_work, in bytes: the value itself, plus its string's bytes or
+  // its list's or dict's entries. Every expression costs at least one Value, so a render of very
+  // many cheap evaluations is bounded too, not only one of a few large ones.
+  static size_t work_of(const Value& v) {
+    switch (v.kind) {
+      case Kind::string: return sizeof(Value) + v.s.size();
+      case Kind::list: return sizeof(Value) * (1 + v.list->size());
+      case Kind::dict: case Kind::ns: return sizeof(Value) * (1 + v.dict->items.size());
+      default: return sizeof(Value);
+    }
+  }
+  void charge(size_t work, int line) {
+    work_ += work;
+    if (work_ > limits_.max_work)
+      fail("chat template line {}: the render handles more than {} bytes of values (max_work)", line,
+           limits_.max_work);
+  }
+  std::string text_of(const Value& v) const { return to_str(v, limits_.max_output_bytes, limits_.max_depth); }
+  std::string repr_of(const Value& v) const { return to_repr(v, limits_.max_output_bytes, limits_.max_depth); }
+  void check_string_size(size_t bytes, int line, const char* what) const {
+    if (bytes > limits_.max_output_bytes)
+      fail("chat template line {}: {} would build a string of more than {} bytes (max_output_bytes)", line, what,
+           limits_.max_output_bytes);
+  }
+  void check_list_size(size_t items, int line, const char* what) const {
+    if (items > static_cast<uint64_t>(limits_.max_loop_iterations))
+      fail("chat template line {}: {} would build a list of more than {} items (max_loop_iterations)", line, what,
+           limits_.max_loop_iterations);
+  }
+  // The bytes of a list's strings: copying a list copies them, which work_of(list) does not count.
+  static size_t string_bytes_in(const List& items) {
+    size_t bytes = 0;
+    for (const auto& item : items) bytes += item.is_string() ? item.s.size() : 0;
+    return bytes;
+  }
 
   void emit(std::string& out, const std::string& text) {
     produced_ += text.size();
@@ -60,7 +121,7 @@ class Renderer {
   Flow exec(const Stmt& s, std::string& out) {
     switch (s.type) {
       case Stmt::Type::text: emit(out, s.text); return Flow::normal;
-      case Stmt::Type::output: emit(out, to_str(eval(*s.expr))); return Flow::normal;
+      case Stmt::Type::output: emit(out, text_of(eval(*s.expr))); return Flow::normal;
       case Stmt::Type::if_block:
         for (const auto& branch : s.branches)
           if (!branch.first || eval(*branch.first).truthy()) return exec(branch.second, out);
@@ -81,7 +142,7 @@ class Renderer {
           exec(block->body, captured);
           return Value::string(captured);
         });
-        emit(out, to_str(eval_call(*s.expr, &caller)));
+        emit(out, text_of(eval_call(*s.expr, &caller)));
         return Flow::normal;
       }
       case Stmt::Type::loop_break: return Flow::loop_break;
@@ -109,7 +170,7 @@ class Renderer {
       scopes_.back().set(targets[0], value);
       return;
     }
-    List items = iterate(value, line);
+    List items = iterate(value, line, &limits_);
     if (items.size() != targets.size())
       fail("chat template line {}: cannot unpack {} values into {} names", line, items.size(), targets.size());
     for (size_t k = 0; k < targets.size(); ++k) scopes_.back().set(targets[k], items[k]);
@@ -122,7 +183,8 @@ class Renderer {
   }
 
   void exec_for(const Stmt& s, std::string& out) {
-    List all = iterate(eval(*s.expr), s.line);
+    List all = iterate(eval(*s.expr), s.line, &limits_);
+    charge(sizeof(Value) * all.size() + string_bytes_in(all), s.line);
     scopes_.emplace_back();
     // With a loop filter, jinja2 filters first, so loop.length and loop.last count kept items.
     List items;
@@ -188,6 +250,8 @@ class Renderer {
       for (const auto& kv : args.keyword)
         if (kv.first == "caller") locals.set("caller", kv.second);
       DepthGuard guard(*this, args.line);
+      // Each call counts as a loop iteration: a macro calling itself twice is a loop too (2^depth).
+      count_iteration(args.line);
       // A macro sees the template's globals and its own arguments, not its caller's locals.
       std::vector<Dict> saved;
       saved.swap(scopes_);
@@ -226,6 +290,12 @@ class Renderer {
 
   Value eval(const Expr& e) {
     DepthGuard guard(*this, e.line);
+    Value v = eval_node(e);
+    charge(work_of(v), e.line);
+    return v;
+  }
+
+  Value eval_node(const Expr& e) {
     switch (e.type) {
       case Expr::Type::literal: return e.value;
       case Expr::Type::name: return lookup(e.name);
@@ -251,11 +321,13 @@ class Renderer {
       case Expr::Type::filter: {
         Value input = eval(*e.args[0]);
         CallArgs args = eval_args(e);
+        charge(work_of(input), e.line);  // a filter reads its whole input
         return apply_filter(e.name, input, args);
       }
       case Expr::Type::test: {
         Value input = eval(*e.args[0]);
         CallArgs args = eval_args(e);
+        charge(work_of(input), e.line);
         return Value::boolean(apply_test(e.name, input, args) != e.negated);
       }
       case Expr::Type::unary: {
@@ -265,7 +337,10 @@ class Renderer {
         if (!x.is_number())
           fail("chat template line {}: bad operand type for unary {}: '{}'", e.line, e.name, x.type_name());
         if (e.name == "+") return x.kind == Kind::boolean ? Value::integer(x.as_int()) : x;
-        return x.kind == Kind::floating ? Value::floating(-x.f) : Value::integer(-x.as_int());
+        if (x.kind == Kind::floating) return Value::floating(-x.f);
+        int64_t negated = 0;
+        check_overflow(__builtin_sub_overflow(int64_t{0}, x.as_int(), &negated), e.line, "-");
+        return Value::integer(negated);
       }
       case Expr::Type::binary: return eval_binary(e);
       case Expr::Type::compare: {
@@ -288,6 +363,7 @@ class Renderer {
   CallArgs eval_args(const Expr& e) {
     CallArgs args;
     args.line = e.line;
+    args.limits = &limits_;
     for (size_t k = 1; k < e.args.size(); ++k) args.positional.push_back(eval(*e.args[k]));
     for (const auto& kv : e.keyword) args.keyword.emplace_back(kv.first, eval(*kv.second));
     return args;
@@ -329,24 +405,24 @@ class Renderer {
           if (!method.is_undefined()) return method;
         }
       }
-      return Value::undefined("'dict object' has no attribute " + to_repr(key));
+      return Value::undefined("'dict object' has no attribute " + repr_of(key));
     }
     if ((object.is_list() || object.is_string()) && key.is_integral()) {
       int64_t index = key.as_int();
       if (object.is_list()) {
         int64_t n = static_cast<int64_t>(object.list->size());
         if (index < 0) index += n;
-        if (index < 0 || index >= n) return Value::undefined("list object has no element " + to_str(key));
+        if (index < 0 || index >= n) return Value::undefined("list object has no element " + text_of(key));
         return (*object.list)[index];
       }
       std::u32string chars = utf8_decode(object.s);
       int64_t n = static_cast<int64_t>(chars.size());
       if (index < 0) index += n;
-      if (index < 0 || index >= n) return Value::undefined("str object has no element " + to_str(key));
+      if (index < 0 || index >= n) return Value::undefined("str object has no element " + text_of(key));
       return Value::string(utf8_encode(chars.substr(index, 1)));
     }
     if (key.is_string()) return get_attribute(object, key.s, line);
-    return Value::undefined("'" + std::string(object.type_name()) + " object' has no element " + to_repr(key));
+    return Value::undefined("'" + std::string(object.type_name()) + " object' has no element " + repr_of(key));
   }
 
   Value eval_slice(const Expr& e) {
@@ -361,8 +437,9 @@ class Renderer {
     };
     auto [has_start, start] = bound(e.args[1], "start");
     auto [has_stop, stop] = bound(e.args[2], "stop");
-    auto [has_step, step] = bound(e.args[3], "step");
-    if (!has_step) step = 1;
+    // Not a structured binding: the lambda below captures it, which C++17 (and clang) forbids.
+    std::pair<bool, int64_t> step_bound = bound(e.args[3], "step");
+    int64_t step = step_bound.first ? step_bound.second : 1;
     if (step == 0) fail("chat template line {}: slice step cannot be zero", e.line);
     std::u32string chars;
     int64_t n;
@@ -380,9 +457,12 @@ class Renderer {
     int64_t hi = clamp(has_stop, stop, step > 0 ? n : -1);
     List items;
     std::u32string picked;
-    for (int64_t k = lo; step > 0 ? k < hi : k > hi; k += step) {
+    for (int64_t k = lo; step > 0 ? k < hi : k > hi;) {
       if (object.is_list()) items.push_back((*object.list)[k]);
       else picked += chars[k];
+      // Stop before k + step passes hi: with a step near 2^63 the sum itself would overflow.
+      if (step > 0 ? step >= hi - k : step <= hi - k) break;
+      k += step;
     }
     return object.is_list() ? Value::make_list(std::move(items)) : Value::string(utf8_encode(picked));
   }
@@ -399,12 +479,21 @@ class Renderer {
     }
     Value a = eval(*e.args[0]);
     Value b = eval(*e.args[1]);
-    if (op == "~") return Value::string(to_str(a) + to_str(b));
+    if (op == "~") {
+      std::string left = text_of(a), right = text_of(b);
+      check_string_size(left.size() + right.size(), e.line, "'~'");
+      return Value::string(left + right);
+    }
     if (a.is_undefined()) undefined_error(a, e.line, "operator " + op);
     if (b.is_undefined()) undefined_error(b, e.line, "operator " + op);
     if (op == "+") {
-      if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+      if (a.is_string() && b.is_string()) {
+        check_string_size(a.s.size() + b.s.size(), e.line, "'+'");
+        return Value::string(a.s + b.s);
+      }
       if (a.is_list() && b.is_list()) {
+        check_list_size(a.list->size() + b.list->size(), e.line, "'+'");
+        charge(string_bytes_in(*a.list) + string_bytes_in(*b.list), e.line);
         List items = *a.list;
         items.insert(items.end(), b.list->begin(), b.list->end());
         return Value::make_list(std::move(items));
@@ -422,17 +511,24 @@ class Renderer {
     }
     if ((op == "//" || op == "%") && b.as_double() == 0) fail("chat template line {}: division by zero", e.line);
     if (ints) {
-      int64_t x = a.as_int(), y = b.as_int();
-      if (op == "+") return Value::integer(x + y);
-      if (op == "-") return Value::integer(x - y);
-      if (op == "*") return Value::integer(x * y);
-      if (op == "//") return Value::integer(floor_div(x, y));
-      if (op == "%") return Value::integer(x - floor_div(x, y) * y);
+      int64_t x = a.as_int(), y = b.as_int(), r = 0;
+      bool overflowed = false;
+      if (op == "+") overflowed = __builtin_add_overflow(x, y, &r);
+      else if (op == "-") overflowed = __builtin_sub_overflow(x, y, &r);
+      else if (op == "*") overflowed = __builtin_mul_overflow(x, y, &r);
+      else if (op == "//" && y == -1) overflowed = __builtin_sub_overflow(int64_t{0}, x, &r);  // INT64_MIN // -1
+      else if (op == "//") r = floor_div(x, y);
+      check_overflow(overflowed, e.line, op);
+      if (op == "+" || op == "-" || op == "*" || op == "//") return Value::integer(r);
+      if (op == "%") return Value::integer(python_mod(x, y));
       if (op == "**") {
         if (y < 0) return Value::floating(std::pow(static_cast<double>(x), static_cast<double>(y)));
-        int64_t r = 1;
-        for (int64_t k = 0; k < y && k < 64; ++k) r *= x;
-        return Value::integer(r);
+        // 0, 1 and -1 never grow; any other base overflows within 63 multiplications.
+        if (x == 0 || x == 1) return Value::integer(y == 0 ? 1 : x);
+        if (x == -1) return Value::integer(y % 2 == 0 ? 1 : -1);
+        int64_t power = 1;
+        for (int64_t k = 0; k < y; ++k) check_overflow(__builtin_mul_overflow(power, x, &power), e.line, op);
+        return Value::integer(power);
       }
     }
     double x = a.as_double(), y = b.as_double();
@@ -459,9 +555,17 @@ class Renderer {
 
   Value repeat(const Value& v, int64_t times, int line) {
     if (times < 0) times = 0;
-    size_t unit = v.is_string() ? v.s.size() : v.list->size();
-    if (unit * static_cast<size_t>(times) > limits_.max_output_bytes)
-      fail("chat template line {}: repetition larger than {} (max_output_bytes)", line, limits_.max_output_bytes);
+    size_t count = static_cast<size_t>(times);
+    // Divided, not multiplied, so that a huge count cannot wrap the product around to a small one.
+    size_t unit = v.is_string() ? v.s.size() : string_bytes_in(*v.list);
+    if (unit != 0 && count > limits_.max_output_bytes / unit)
+      fail("chat template line {}: repetition larger than {} bytes (max_output_bytes)", line, limits_.max_output_bytes);
+    if (v.is_list() && !v.list->empty())
+      check_list_size(count > SIZE_MAX / v.list->size() ? SIZE_MAX : count * v.list->size(), line, "'*'");
+    if (v.is_list()) charge(count * unit, line);
+    // Empty repeated any number of times is empty: return before a loop of 2^63 turns.
+    if (v.is_string() && v.s.empty()) return Value::string("");
+    if (v.is_list() && v.list->empty()) return Value::make_list({});
     if (v.is_string()) {
       std::string out;
       for (int64_t k = 0; k < times; ++k) out += v.s;
@@ -479,7 +583,8 @@ class Renderer {
       return container.s.find(item.s) != std::string::npos;
     }
     if (container.is_dict()) return item.is_string() && container.dict->find(item.s) != nullptr;
-    for (const auto& v : iterate(container, line))
+    charge(work_of(container), line);
+    for (const auto& v : iterate(container, line, &limits_))
       if (equals(v, item)) return true;
     return false;
   }
@@ -498,21 +603,28 @@ class Renderer {
         if (args.positional.size() == 3) step = args.positional[2].as_int();
       } else fail("chat template line {}: range() takes 1 to 3 arguments", args.line);
       if (step == 0) fail("chat template line {}: range() step must not be zero", args.line);
+      // Python's len(range(...)), in 128 bits so that no bound or step can overflow it.
+      __int128 span = step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
+      __int128 magnitude = step > 0 ? static_cast<__int128>(step) : -static_cast<__int128>(step);
+      __int128 length = span <= 0 ? 0 : (span - 1) / magnitude + 1;
+      if (length > kMaxRange)
+        fail("chat template line {}: range() of {} items; the sandbox allows at most {} (as jinja2's MAX_RANGE)",
+             args.line, static_cast<int64_t>(std::min<__int128>(length, INT64_MAX)), kMaxRange);
       List items;
-      for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
-        if (items.size() >= 10000000) fail("chat template line {}: range() too large", args.line);
-        items.push_back(Value::integer(k));
-      }
+      items.reserve(static_cast<size_t>(length));
+      for (int64_t k = 0; k < static_cast<int64_t>(length); ++k) items.push_back(Value::integer(start + k * step));
       return Value::make_list(std::move(items));
     }));
-    g.set("namespace", Value::function("namespace", [](const CallArgs& args) {
+    g.set("namespace", Value::function("namespace", [this](const CallArgs& args) {
       Dict d;
       for (const auto& a : args.positional) {
         if (!a.is_dict()) fail("chat template line {}: namespace() takes a dict or keyword arguments", args.line);
         for (const auto& kv : a.dict->items) d.set(kv.first, kv.second);
       }
       for (const auto& kv : args.keyword) d.set(kv.first, kv.second);
-      return Value::make_namespace(std::move(d));
+      Value ns = Value::make_namespace(std::move(d));
+      namespaces_.push_back(ns.dict);
+      return ns;
     }));
     g.set("dict", Value::function("dict", [](const CallArgs& args) {
       Dict d;
@@ -525,7 +637,8 @@ class Renderer {
     }));
     g.set("raise_exception", Value::function("raise_exception", [](const CallArgs& args) -> Value {
       const Value* message = args.get(0, "message");
-      fail("chat template line {}: raise_exception: {}", args.line, message ? to_str(*message) : std::string());
+      fail("chat template line {}: raise_exception: {}", args.line,
+           message ? to_str(*message, args.limits->max_output_bytes, args.limits->max_depth) : std::string());
     }));
     g.set("strftime_now", Value::function("strftime_now", [](const CallArgs& args) {
       const Value* format = args.get(0, "format");
@@ -543,6 +656,8 @@ class Renderer {
   const Limits& limits_;
   std::vector<Dict> scopes_;
   int64_t iterations_ = 0;
+  size_t work_ = 0;
+  std::vector<std::shared_ptr<Dict>> namespaces_;
   size_t produced_ = 0;
   int depth_ = 0;
 };

@@ -12,14 +12,6 @@
 
 namespace nibble::jinja {
 
-// A template from the Hub is untrusted input: these bound what one render may do. Exceeding one
-// is a nibble::Error naming the limit.
-struct Limits {
-  int64_t max_loop_iterations = 1000000;  // summed over every loop of one render
-  size_t max_output_bytes = 64u << 20;     // summed over all text produced, captured blocks included
-  int max_depth = 256;                     // nesting of macro calls and of expressions
-};
-
 class Template {
  public:
   // Parses `source`; a syntax error is a nibble::Error naming the line and column.

@@ -90,7 +90,14 @@ const char* Value::type_name() const {
   return "?";
 }
 
-Value from_json(const nlohmann::ordered_json& j) {
+namespace {
+
+// Data handed to a template (messages, tools) is nested a few levels; deeper is hostile input
+// that would overflow the stack of every recursive walk below.
+constexpr int kMaxDataDepth = 256;
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  if (depth > kMaxDataDepth) fail("chat template data: nested deeper than {} levels", kMaxDataDepth);
   using t = nlohmann::ordered_json::value_t;
   switch (j.type()) {
     case t::null: case t::discarded: return Value::none();
@@ -101,18 +108,22 @@ Value from_json(const nlohmann::ordered_json& j) {
     case t::string: return Value::string(j.get<std::string>());
     case t::array: {
       List items;
-      for (const auto& e : j) items.push_back(from_json(e));
+      for (const auto& e : j) items.push_back(from_json_at(e, depth + 1));
       return Value::make_list(std::move(items));
     }
     case t::object: {
       Dict d;
-      for (const auto& kv : j.items()) d.items.emplace_back(kv.key(), from_json(kv.value()));
+      for (const auto& kv : j.items()) d.items.emplace_back(kv.key(), from_json_at(kv.value(), depth + 1));
       return Value::make_dict(std::move(d));
     }
     case t::binary: fail("chat template data: binary JSON values are not supported");
   }
   return Value::none();
 }
+
+}  // namespace
+
+Value from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
 
 
 static std::string python_string_repr(const std::string& s) {
@@ -135,48 +146,81 @@ static std::string python_string_repr(const std::string& s) {
   return out + quote;
 }
 
-std::string to_repr(const Value& v) {
-  switch (v.kind) {
-    case Kind::string: return python_string_repr(v.s);
-    case Kind::list: {
-      std::string out = "[";
-      for (size_t k = 0; k < v.list->size(); ++k) out += (k ? ", " : "") + to_repr((*v.list)[k]);
-      return out + "]";
-    }
-    case Kind::dict: {
-      std::string out = "{";
-      bool first = true;
-      for (const auto& kv : v.dict->items) {
-        out += (first ? "" : ", ") + python_string_repr(kv.first) + ": " + to_repr(kv.second);
-        first = false;
-      }
-      return out + "}";
-    }
-    default: return to_str(v);
+namespace {
+
+// str() and repr() write into one string, checking its size as it grows and the nesting as they
+// descend: lists share their items, so a value of a few kilobytes can print as petabytes.
+struct TextWriter {
+  std::string out;
+  size_t max_bytes;
+  int max_depth;
+
+  void append(const std::string& text) {
+    if (text.size() > max_bytes - std::min(max_bytes, out.size()))
+      fail("chat template: a value prints as more than {} bytes (max_output_bytes)", max_bytes);
+    out += text;
   }
+  void enter(int depth) const {
+    if (depth > max_depth) fail("chat template: a value nests deeper than {} levels (max_depth)", max_depth);
+  }
+
+  void repr(const Value& v, int depth) {
+    enter(depth);
+    switch (v.kind) {
+      case Kind::string: append(python_string_repr(v.s)); return;
+      case Kind::list:
+        append("[");
+        for (size_t k = 0; k < v.list->size(); ++k) {
+          if (k) append(", ");
+          repr((*v.list)[k], depth + 1);
+        }
+        append("]");
+        return;
+      case Kind::dict: items("{", *v.dict, "}", depth); return;
+      default: str(v, depth);
+    }
+  }
+
+  void str(const Value& v, int depth) {
+    enter(depth);
+    switch (v.kind) {
+      case Kind::undefined: return;
+      case Kind::none: append("None"); return;
+      case Kind::boolean: append(v.b ? "True" : "False"); return;
+      case Kind::integer: append(std::to_string(v.i)); return;
+      case Kind::floating: append(python_float_repr(v.f)); return;
+      case Kind::string: append(v.s); return;
+      case Kind::list: case Kind::dict: repr(v, depth); return;
+      case Kind::function: append("<function " + v.fn_name + ">"); return;
+      case Kind::ns: items("<Namespace {", *v.dict, "}>", depth); return;
+    }
+  }
+
+  void items(const char* open, const Dict& d, const char* close, int depth) {
+    append(open);
+    bool first = true;
+    for (const auto& kv : d.items) {
+      append((first ? "" : ", ") + python_string_repr(kv.first) + ": ");
+      repr(kv.second, depth + 1);
+      first = false;
+    }
+    append(close);
+  }
+};
+
+}  // namespace
+
+std::string to_repr(const Value& v, size_t max_bytes, int max_depth) {
+  TextWriter w{{}, max_bytes, max_depth};
+  w.repr(v, 0);
+  return std::move(w.out);
 }
 
-std::string to_str(const Value& v) {
-  switch (v.kind) {
-    case Kind::undefined: return "";
-    case Kind::none: return "None";
-    case Kind::boolean: return v.b ? "True" : "False";
-    case Kind::integer: return std::to_string(v.i);
-    case Kind::floating: return python_float_repr(v.f);
-    case Kind::string: return v.s;
-    case Kind::list: case Kind::dict: return to_repr(v);
-    case Kind::function: return "<function " + v.fn_name + ">";
-    case Kind::ns: {
-      std::string out = "<Namespace {";
-      bool first = true;
-      for (const auto& kv : v.dict->items) {
-        out += (first ? "" : ", ") + python_string_repr(kv.first) + ": " + to_repr(kv.second);
-        first = false;
-      }
-      return out + "}>";
-    }
-  }
-  return "";
+std::string to_str(const Value& v, size_t max_bytes, int max_depth) {
+  if (v.kind == Kind::string && v.s.size() <= max_bytes) return v.s;
+  TextWriter w{{}, max_bytes, max_depth};
+  w.str(v, 0);
+  return std::move(w.out);
 }
 
 JsonStyle default_json_style(int indent) {
@@ -190,8 +234,16 @@ JsonStyle default_json_style(int indent) {
 
 
 static void json_dump(const Value& v, const JsonStyle& style, int depth, int line, std::string& out) {
+  if (depth > style.max_depth)
+    fail("chat template line {}: tojson: the value nests deeper than {} levels (max_depth)", line, style.max_depth);
+  if (out.size() > style.max_bytes)
+    fail("chat template line {}: tojson: the text is longer than {} bytes (max_output_bytes)", line, style.max_bytes);
   auto newline = [&](int d) {
     if (style.indent < 0) return;
+    size_t unit = style.indent_text.empty() ? static_cast<size_t>(style.indent) : style.indent_text.size();
+    if (unit != 0 && static_cast<size_t>(d) > (style.max_bytes - std::min(style.max_bytes, out.size())) / unit)
+      fail("chat template line {}: tojson: the text is longer than {} bytes (max_output_bytes)", line,
+           style.max_bytes);
     out += '\n';
     for (int k = 0; k < d; ++k) out += style.indent_text.empty() ? std::string(style.indent, ' ') : style.indent_text;
   };
@@ -243,10 +295,20 @@ static void json_dump(const Value& v, const JsonStyle& style, int depth, int lin
 std::string to_json(const Value& v, const JsonStyle& style, int line) {
   std::string out;
   json_dump(v, style, 0, line, out);
+  if (out.size() > style.max_bytes)
+    fail("chat template line {}: tojson: the text is longer than {} bytes (max_output_bytes)", line, style.max_bytes);
   return out;
 }
 
-bool equals(const Value& a, const Value& b) {
+namespace {
+
+constexpr int kMaxCompareDepth = 256;
+constexpr int64_t kMaxCompareItems = 10000000;
+
+// Lists can share items, so two small values can hold exponentially many items to compare.
+bool equals_at(const Value& a, const Value& b, int depth, int64_t& visited) {
+  if (depth > kMaxCompareDepth) fail("chat template: comparing values nested deeper than {} levels", kMaxCompareDepth);
+  if (++visited > kMaxCompareItems) fail("chat template: comparing more than {} items", kMaxCompareItems);
   if (a.is_number() && b.is_number()) {
     if (a.is_integral() && b.is_integral()) return a.as_int() == b.as_int();
     return a.as_double() == b.as_double();
@@ -256,16 +318,18 @@ bool equals(const Value& a, const Value& b) {
     case Kind::undefined: case Kind::none: return true;
     case Kind::string: return a.s == b.s;
     case Kind::list: {
+      if (a.list == b.list) return true;
       if (a.list->size() != b.list->size()) return false;
       for (size_t k = 0; k < a.list->size(); ++k)
-        if (!equals((*a.list)[k], (*b.list)[k])) return false;
+        if (!equals_at((*a.list)[k], (*b.list)[k], depth + 1, visited)) return false;
       return true;
     }
     case Kind::dict: {
+      if (a.dict == b.dict) return true;
       if (a.dict->items.size() != b.dict->items.size()) return false;
       for (const auto& kv : a.dict->items) {
         const Value* other = b.dict->find(kv.first);
-        if (!other || !equals(kv.second, *other)) return false;
+        if (!other || !equals_at(kv.second, *other, depth + 1, visited)) return false;
       }
       return true;
     }
@@ -275,7 +339,18 @@ bool equals(const Value& a, const Value& b) {
   }
 }
 
-bool less_than(const Value& a, const Value& b, int line) {
+}  // namespace
+
+bool equals(const Value& a, const Value& b) {
+  int64_t visited = 0;
+  return equals_at(a, b, 0, visited);
+}
+
+namespace {
+
+bool less_than_at(const Value& a, const Value& b, int line, int depth) {
+  if (depth > kMaxCompareDepth)
+    fail("chat template line {}: comparing values nested deeper than {} levels", line, kMaxCompareDepth);
   if (a.is_number() && b.is_number()) {
     if (a.is_integral() && b.is_integral()) return a.as_int() < b.as_int();
     return a.as_double() < b.as_double();
@@ -285,13 +360,17 @@ bool less_than(const Value& a, const Value& b, int line) {
     const List& x = *a.list;
     const List& y = *b.list;
     for (size_t k = 0; k < x.size() && k < y.size(); ++k) {
-      if (!equals(x[k], y[k])) return less_than(x[k], y[k], line);
+      if (!equals(x[k], y[k])) return less_than_at(x[k], y[k], line, depth + 1);
     }
     return x.size() < y.size();
   }
   fail("chat template line {}: '<' not supported between instances of '{}' and '{}'", line, a.type_name(),
        b.type_name());
 }
+
+}  // namespace
+
+bool less_than(const Value& a, const Value& b, int line) { return less_than_at(a, b, line, 0); }
 
 std::u32string utf8_decode(const std::string& s) {
   std::u32string out;

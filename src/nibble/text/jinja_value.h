@@ -4,6 +4,7 @@
 // changes in place (`{% set ns.x = ... %}`), which is why it is shared by pointer.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,10 +27,29 @@ struct Dict {
   void set(const std::string& key, Value value);
 };
 
+// A template from the Hub is untrusted input: these bound what one render may do, in time and in
+// memory. Exceeding one is a nibble::Error naming the limit.
+struct Limits {
+  // Summed over every loop iteration and macro call of one render; also the most items a list the
+  // render builds may have.
+  int64_t max_loop_iterations = 1000000;
+  // Summed over all text produced, captured blocks included; also the longest string the render
+  // may build (by +, ~, *, join, replace, format, indent, center, tojson, printing a value).
+  size_t max_output_bytes = 64u << 20;
+  // Nesting of macro calls and of expressions; also of the values printed or compared.
+  int max_depth = 256;
+  // Summed over the render, in bytes: every value an expression produces or a filter reads (the
+  // value itself, its string, its list's or dict's entries). Loops are counted and values are
+  // capped, but a value can grow inside a loop ("{% set ns.s = ns.s ~ ns.s %}") and a loop body can
+  // be long; this bounds the total work.
+  size_t max_work = size_t{1} << 30;
+};
+
 struct CallArgs {
   std::vector<Value> positional;
   std::vector<std::pair<std::string, Value>> keyword;
   int line = 0;
+  const Limits* limits = nullptr;  // the render's; null (no bounds) only outside a render
   // Keyword argument `name`, else positional argument `index`, else nullptr.
   const Value* get(size_t index, const std::string& name) const;
 };
@@ -76,10 +96,12 @@ struct Value {
 
 Value from_json(const nlohmann::ordered_json& j);
 
-// Python's str(): what {{ value }} prints. Undefined prints as "".
-std::string to_str(const Value& v);
-// Python's repr(), used inside str() of lists and dicts.
-std::string to_repr(const Value& v);
+// Python's str(): what {{ value }} prints. Undefined prints as "". A text longer than max_bytes,
+// or a value nested deeper than max_depth, is an error (lists can share items, so a small value
+// can print as a huge text).
+std::string to_str(const Value& v, size_t max_bytes = SIZE_MAX, int max_depth = 256);
+// Python's repr(), used inside str() of lists and dicts; bounded as to_str.
+std::string to_repr(const Value& v, size_t max_bytes = SIZE_MAX, int max_depth = 256);
 
 // json.dumps(v, ensure_ascii=False, indent=..., separators=..., sort_keys=...), as transformers'
 // tojson filter calls it. indent < 0 means None.
@@ -89,11 +111,15 @@ struct JsonStyle {
   std::string item_separator;
   std::string key_separator;
   bool sort_keys = false;
+  size_t max_bytes = SIZE_MAX;  // a longer result is an error
+  int max_depth = 256;          // a deeper value is an error
 };
 JsonStyle default_json_style(int indent);
 std::string to_json(const Value& v, const JsonStyle& style, int line);
 
-// Python's == between values (1 == 1.0, lists and dicts by content).
+// Python's == between values (1 == 1.0, lists and dicts by content; the same list or dict is
+// equal to itself without a look inside, as in Python). Values nested deeper than 256, or a
+// comparison visiting more than 10 million items, are an error.
 bool equals(const Value& a, const Value& b);
 // Python's <, for numbers, strings and lists; other pairs are an error naming `line`.
 bool less_than(const Value& a, const Value& b, int line);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nibble/core/error.h"
+#include "nibble/core/json_depth.h"
 #include "nibble/text/tokenizer_json.h"
 #include "nibble/text/unicode.h"
 
@@ -27,8 +28,8 @@ bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
 nlohmann::json parse_json(const std::string& text, const std::string& where) {
   try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+    return nlohmann::json::parse(text, json_depth_limit<nlohmann::json>(where));
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
     fail("{}: bad JSON ({}); expected a tokenizer JSON object", where, e.what());
   }
 }
