@@ -78,7 +78,7 @@ void run_eval(const EvalOptions& o) {
   LoadedModel loaded = load_model(o.model);
   const Tokenizer tokenizer = Tokenizer::load(o.model.model_dir);
   check_tokenizer_fits(tokenizer, o.model.model_dir, loaded.model->hyper(), o.model.model_dir);
-  const std::optional<ChatTemplate> chat = load_chat_template_if_any(o.model.model_dir);
+  const std::optional<ChatTemplate> chat = ChatTemplate::load_if_present(o.model.model_dir);
 
   DatasetOptions data_options;
   data_options.format = parse_data_format(o.format);

@@ -1,17 +1,10 @@
 #include "cli/model_options.h"
 
-#include <filesystem>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 #include "nibble/core/error.h"
 #include "nibble/lora/lora_attach.h"
 #include "nibble/lora/lora_peft.h"
 
 namespace nibble::cli {
-
-namespace fs = std::filesystem;
 
 void add_model_options(CLI::App& sub, ModelOptions& o) {
   sub.add_option("--model", o.model_dir, "Hugging Face model folder (16-bit or bitsandbytes 4-bit)")->required();
@@ -47,16 +40,5 @@ LoadedModel load_model(const ModelOptions& o) {
   return loaded;
 }
 
-std::optional<ChatTemplate> load_chat_template_if_any(const std::string& model_dir) {
-  bool present = fs::exists(fs::path(model_dir) / "chat_template.jinja");
-  const fs::path config = fs::path(model_dir) / "tokenizer_config.json";
-  if (!present && fs::exists(config)) {
-    // An unreadable tokenizer_config.json counts as present, so that load() reports what is wrong.
-    nlohmann::json json = nlohmann::json::parse(std::ifstream(config), nullptr, /*allow_exceptions=*/false);
-    present = !json.is_object() || (json.contains("chat_template") && !json["chat_template"].is_null());
-  }
-  if (!present) return std::nullopt;
-  return ChatTemplate::load(model_dir);
-}
 
 }  // namespace nibble::cli

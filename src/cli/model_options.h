@@ -42,8 +42,4 @@ struct LoadedModel {
 // attaches it, applied unmerged in every forward as PEFT applies it.
 LoadedModel load_model(const ModelOptions& options);
 
-// The model folder's chat template when it has one (chat_template.jinja, or "chat_template" in
-// tokenizer_config.json), else nothing. A template that is present but broken is an error.
-std::optional<ChatTemplate> load_chat_template_if_any(const std::string& model_dir);
-
 }  // namespace nibble::cli

@@ -1,5 +1,6 @@
 #include "nibble/text/chat_template.h"
 
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -83,6 +84,17 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& config_text,
   } catch (...) {
     rethrow_with_context(where);
   }
+}
+
+std::optional<ChatTemplate> ChatTemplate::load_if_present(const std::string& model_dir) {
+  bool present = std::filesystem::exists(model_dir + "/chat_template.jinja");
+  const std::string config = model_dir + "/tokenizer_config.json";
+  if (!present && std::filesystem::exists(config)) {
+    const nlohmann::json json = nlohmann::json::parse(std::ifstream(config), nullptr, /*allow_exceptions=*/false);
+    present = !json.is_object() || (json.contains("chat_template") && !json["chat_template"].is_null());
+  }
+  if (!present) return std::nullopt;
+  return load(model_dir);
 }
 
 ChatTemplate ChatTemplate::load(const std::string& model_dir) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,10 @@ class ChatTemplate {
   // tokenizer_config.json "chat_template" (a string, or a list of {name, template} from which
   // "default" is taken). Special tokens come from tokenizer_config.json.
   static ChatTemplate load(const std::string& model_dir);
+  // load() when the folder has a template (chat_template.jinja, or a non-null "chat_template" in
+  // tokenizer_config.json), nothing when it has none: data without chat lines needs none. An
+  // unreadable tokenizer_config.json counts as having one, so that load() says what is wrong.
+  static std::optional<ChatTemplate> load_if_present(const std::string& model_dir);
   // The template and special tokens of tokenizer_config.json's text, as load() reads them when
   // there is no chat_template.jinja; `where` names the file in errors.
   static ChatTemplate from_tokenizer_config(const std::string& config_text, const std::string& where);

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -46,15 +45,6 @@ constexpr const char* kOptimizerFile = "optimizer.safetensors";
 Device resolve_device(const std::string& name) {
   if (name.empty()) return cuda_available() ? Device::cuda : Device::cpu;
   return parse_device(name);
-}
-
-// Whether the model folder carries a chat template (chat data needs one; other data does not).
-bool has_chat_template(const std::string& dir) {
-  if (fs::exists(dir + "/chat_template.jinja")) return true;
-  std::ifstream in(dir + "/tokenizer_config.json");
-  if (!in) return false;
-  const nlohmann::json config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  return config.is_object() && config.contains("chat_template");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -199,10 +189,10 @@ class Trainer {
   }
 
   void load_data() {
-    if (has_chat_template(config_.model))
-      chat_template_ = std::make_unique<ChatTemplate>(ChatTemplate::load(config_.model));
+    chat_template_ = ChatTemplate::load_if_present(config_.model);
+    const ChatTemplate* chat = chat_template_ ? &*chat_template_ : nullptr;
     const DatasetOptions options = train_dataset_options(config_);
-    Dataset all = Dataset::load(config_.data, *tokenizer_, chat_template_.get(), options);
+    Dataset all = Dataset::load(config_.data, *tokenizer_, chat, options);
     if (config_.eval_split > 0) {
       Dataset::Split split = all.split(config_.eval_split, static_cast<uint64_t>(config_.seed));
       train_ = std::make_unique<Dataset>(std::move(split.train));
@@ -210,7 +200,7 @@ class Trainer {
     } else {
       train_ = std::make_unique<Dataset>(std::move(all));
       if (!config_.eval_data.empty())
-        eval_ = std::make_unique<Dataset>(Dataset::load(config_.eval_data, *tokenizer_, chat_template_.get(), options));
+        eval_ = std::make_unique<Dataset>(Dataset::load(config_.eval_data, *tokenizer_, chat, options));
     }
     NIBBLE_CHECK(train_->size() > 0, "{}: no training example left (every line was blank, bad or without a target)",
                  config_.data);
@@ -376,7 +366,7 @@ class Trainer {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<ChatTemplate> chat_template_;
+  std::optional<ChatTemplate> chat_template_;
   std::unique_ptr<Dataset> train_, eval_;
   QuantConfig quant_;
   LoraAdapter adapter_;
