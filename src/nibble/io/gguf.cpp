@@ -1,17 +1,12 @@
 // The GGUF reader: mapping, header validation, typed metadata, tensor bytes.
 #include "nibble/io/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <unordered_map>
 
 #include "nibble/core/error.h"
+#include "nibble/io/file_mapping.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GGUF data is little-endian; so is every host we run on");
 
@@ -28,43 +23,6 @@ constexpr uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
 constexpr uint64_t kMinKvBytes = 13;
 constexpr uint64_t kMinTensorInfoBytes = 24;
 
-// The whole file, mapped read-only and shared with the page cache.
-class Mapping {
- public:
-  explicit Mapping(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int e = errno;
-      ::close(fd);
-      fail("{}: cannot stat: {}", path, std::strerror(e));
-    }
-    size_ = static_cast<size_t>(st.st_size);
-    if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-      if (p == MAP_FAILED) {
-        int e = errno;
-        ::close(fd);
-        fail("{}: cannot map {} bytes: {}", path, size_, std::strerror(e));
-      }
-      data_ = static_cast<const unsigned char*>(p);
-    }
-    ::close(fd);  // the mapping stays valid without the descriptor
-  }
-  ~Mapping() {
-    if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
-  }
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-
-  const unsigned char* data() const { return data_; }
-  uint64_t size() const { return size_; }
-
- private:
-  const unsigned char* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 // Sequential reads of the header; every read is checked against the end of the file.
 class Cursor {
@@ -218,7 +176,7 @@ Shape GgufTensorInfo::shape() const {
 
 struct GgufFile::Contents {
   std::string path;
-  std::shared_ptr<const Mapping> mapping;
+  std::shared_ptr<const FileMapping> mapping;
   uint32_t version = 0;
   uint64_t alignment = kDefaultAlignment;
   uint64_t data_offset = 0;
@@ -350,8 +308,8 @@ void check_tensor_layout(GgufFile::Contents& c, uint64_t data_bytes) {
 GgufFile GgufFile::open(const std::string& path) {
   auto contents = std::make_shared<Contents>();
   contents->path = path;
-  contents->mapping = std::make_shared<const Mapping>(path);
-  const Mapping& map = *contents->mapping;
+  contents->mapping = std::make_shared<const FileMapping>(path);
+  const FileMapping& map = *contents->mapping;
   Cursor cursor(path, map.data(), map.size());
 
   NIBBLE_CHECK(map.size() >= 4, "{}: file is {} bytes; expected a GGUF file (it starts with \"GGUF\")", path,

@@ -1,13 +1,7 @@
 // The safetensors reader: mapping, header validation, tensor views.
 #include "nibble/io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -17,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nibble/core/error.h"
+#include "nibble/io/file_mapping.h"
 #include "nibble/core/json_depth.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; so is every host we run on");
@@ -28,43 +23,6 @@ namespace {
 // The reference reader's cap on the header, so a corrupt length cannot make us parse gigabytes.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
-// The whole file, mapped read-only and shared with the page cache.
-class Mapping {
- public:
-  Mapping(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int e = errno;
-      ::close(fd);
-      fail("{}: cannot stat: {}", path, std::strerror(e));
-    }
-    size_ = static_cast<size_t>(st.st_size);
-    if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-      if (p == MAP_FAILED) {
-        int e = errno;
-        ::close(fd);
-        fail("{}: cannot map {} bytes: {}", path, size_, std::strerror(e));
-      }
-      data_ = static_cast<const unsigned char*>(p);
-    }
-    ::close(fd);  // the mapping stays valid without the descriptor
-  }
-  ~Mapping() {
-    if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
-  }
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-
-  const unsigned char* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  const unsigned char* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 // Element sizes in bits of every dtype the reference format knows; the sub-byte and fp8 types
 // are validated like the rest even though nibble cannot hand them out as Tensors.
@@ -183,7 +141,7 @@ struct SafetensorsFile::Contents {
 };
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
-  auto mapping = std::make_shared<const Mapping>(path);
+  auto mapping = std::make_shared<const FileMapping>(path);
   return parse(path, mapping, mapping->data(), mapping->size());
 }
 
